@@ -1,0 +1,482 @@
+#include "daemon/conversation.h"
+
+#include "daemon/log.h"
+#include "protocol/limits.h"
+#include "protocol/transport.h"
+#include "protocol/user_name.h"
+
+#include <pwd.h>
+#include <security/_pam_types.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+namespace warden {
+namespace {
+
+constexpr const char *kPasswordPrompt = "Password: ";
+constexpr const char *kCodePrompt = "Verification code: ";
+constexpr const char *kCombinedPrompt = "Password and verification code: ";
+constexpr const char *kGenericFailure = "Authentication failed";
+
+/* Looks up the name of uid in the passwd database. */
+bool user_name_of(uid_t uid, std::string &ret_name) {
+    long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+    std::vector<char> buffer(size > 0 ? static_cast<std::size_t>(size) : 16384);
+    struct passwd pw;
+    struct passwd *result = nullptr;
+    if (getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &result) != 0 || !result)
+        return false;
+    ret_name = result->pw_name;
+    return true;
+}
+
+std::string request_name(wire::FrameType type) {
+    switch (type) {
+    case wire::FrameType::kAuthenticate: return "authenticate";
+    case wire::FrameType::kAccount: return "account";
+    case wire::FrameType::kChangePassword: return "chauthtok";
+    case wire::FrameType::kOpenSession: return "open_session";
+    case wire::FrameType::kCloseSession: return "close_session";
+    default: return "unexpected";
+    }
+}
+
+} // namespace
+
+Conversation::Conversation(Daemon &daemon, UniqueFd fd, const struct ucred &peer)
+    : daemon_(daemon), fd_(std::move(fd)), peer_(peer), config_(daemon.config()) {
+    context_.peer_uid = peer.uid;
+    context_.peer_pid = peer.pid;
+}
+
+void Conversation::run() noexcept {
+    try {
+        SecretBuffer buffer(kMaxFrameSize);
+        std::size_t size = 0;
+        auto bytes = std::span<std::byte>(reinterpret_cast<std::byte *>(buffer.data()), buffer.capacity());
+        transport::Status status = transport::receive_frame(fd_.get(), bytes, kRequestTimeoutMs, size);
+        if (status != transport::Status::kOk) {
+            log::debug("Connection from pid {} uid {} ended before a request: {}", peer_.pid, peer_.uid,
+                       transport::status_string(status));
+            return;
+        }
+        wire::Frame request;
+        wire::DecodeError error;
+        if (!wire::decode(bytes.first(size), request, error)) {
+            log::error("Failed to decode request from pid {} uid {}: {}", peer_.pid, peer_.uid,
+                       wire::decode_error_string(error));
+            send_result(PAM_SERVICE_ERR);
+            return;
+        }
+        dispatch(request);
+    } catch (const std::bad_alloc &) {
+        log::error("Failed to serve pid {} uid {}: out of memory", peer_.pid, peer_.uid);
+        fail_unavailable("out of memory");
+    } catch (const std::exception &e) {
+        log::error("Failed to serve pid {} uid {}: {}", peer_.pid, peer_.uid, e.what());
+        fail_unavailable("internal error");
+    }
+}
+
+void Conversation::dispatch(const wire::Frame &request) {
+    using wire::FieldTag;
+    context_.service = std::string(request.get(FieldTag::kService));
+    context_.user = std::string(request.get(FieldTag::kUser));
+    context_.rhost = std::string(request.get(FieldTag::kRhost));
+    context_.ruser = std::string(request.get(FieldTag::kRuser));
+    context_.tty = std::string(request.get(FieldTag::kTty));
+    flags_ = request.get_u32(FieldTag::kFlags);
+
+    log::debug("Request {} for user '{}' service '{}' from pid {} uid {}", request_name(request.type),
+               escape_for_log(context_.user, 64), escape_for_log(context_.service, 64), peer_.pid, peer_.uid);
+
+    switch (request.type) {
+    case wire::FrameType::kAuthenticate:
+        return handle_authenticate(request);
+    case wire::FrameType::kAccount:
+        return handle_account(request);
+    case wire::FrameType::kChangePassword:
+        return handle_change_password(request);
+    case wire::FrameType::kOpenSession:
+        return handle_session(request, true);
+    case wire::FrameType::kCloseSession:
+        return handle_session(request, false);
+    default:
+        log::error("Failed to serve pid {} uid {}: frame type {} is not a request", peer_.pid, peer_.uid,
+                   static_cast<int>(request.type));
+        send_result(PAM_SERVICE_ERR);
+    }
+}
+
+bool Conversation::caller_allowed() {
+    if (peer_.uid == 0)
+        return true;
+    std::string own_name;
+    if (user_name_of(peer_.uid, own_name) && own_name == context_.user)
+        return true;
+
+    daemon_.counters().peer_rejected++;
+    log::warning("Rejected pid {} uid {}: a non-root caller may only ask about its own user, asked for '{}'",
+                 peer_.pid, peer_.uid, escape_for_log(context_.user, 64));
+    audit({AuditEvent::kPeerRejected, false, AuditReason::kNone, {},
+           "uid " + std::to_string(peer_.uid) + " asked about another user"},
+          context_);
+    send_result(PAM_PERM_DENIED);
+    return false;
+}
+
+Conversation::Answer Conversation::ask(const char *text, bool is_password, SecretBuffer &ret_answer) {
+    if (++prompts_ > kMaxPromptsPerConversation)
+        return Answer::kAbandoned;
+
+    std::byte out[kMaxFrameSize];
+    wire::FrameBuilder builder(wire::FrameType::kPrompt, out);
+    builder.add_u8(wire::FieldTag::kStyle, static_cast<std::uint8_t>(wire::PromptStyle::kEchoOff));
+    builder.add(wire::FieldTag::kText, text);
+    if (is_password)
+        builder.add_u32(wire::FieldTag::kFlags, wire::kPromptIsPassword);
+    if (transport::send_frame(fd_.get(), builder.finish(), kSendTimeoutMs) != transport::Status::kOk)
+        return Answer::kAbandoned;
+
+    SecretBuffer buffer(kMaxFrameSize);
+    auto bytes = std::span<std::byte>(reinterpret_cast<std::byte *>(buffer.data()), buffer.capacity());
+    std::size_t size = 0;
+    transport::Status status = transport::receive_frame(fd_.get(), bytes, kAnswerTimeoutMs, size);
+    if (status != transport::Status::kOk) {
+        log::debug("Conversation with pid {} for '{}' abandoned: {}", peer_.pid,
+                   escape_for_log(context_.user, 64), transport::status_string(status));
+        return Answer::kAbandoned;
+    }
+    wire::Frame frame;
+    wire::DecodeError error;
+    if (!wire::decode(bytes.first(size), frame, error) || frame.type != wire::FrameType::kAnswer) {
+        log::error("Failed to read an answer from pid {} uid {}: {}", peer_.pid, peer_.uid,
+                   frame.type != wire::FrameType::kAnswer && error == wire::DecodeError::kNone
+                           ? "not an ANSWER frame"
+                           : wire::decode_error_string(error));
+        return Answer::kAbandoned;
+    }
+    std::string_view answer = frame.get(wire::FieldTag::kAnswer);
+    ret_answer = SecretBuffer::copy_of(answer);
+    buffer.clear();
+    return answer.size() > kMaxSecretSize ? Answer::kOversized : Answer::kOk;
+}
+
+void Conversation::tell(wire::PromptStyle style, const std::string &text) {
+    if (flags_ & wire::kFlagSilent)
+        return;
+    std::byte out[kMaxFrameSize];
+    wire::FrameBuilder builder(wire::FrameType::kPrompt, out);
+    builder.add_u8(wire::FieldTag::kStyle, static_cast<std::uint8_t>(style));
+    builder.add(wire::FieldTag::kText, std::string_view(text).substr(0, kMaxPromptTextSize));
+    (void)transport::send_frame(fd_.get(), builder.finish(), kSendTimeoutMs);
+}
+
+void Conversation::send_result(int pam_status, const std::string &message) {
+    if (result_sent_)
+        return;
+    result_sent_ = true;
+    if (pam_status == PAM_AUTHINFO_UNAVAIL)
+        daemon_.counters().unavailable++;
+    std::byte out[kMaxFrameSize];
+    wire::FrameBuilder builder(wire::FrameType::kResult, out);
+    builder.add_u32(wire::FieldTag::kStatus, static_cast<std::uint32_t>(pam_status));
+    if (!message.empty() && !(flags_ & wire::kFlagSilent))
+        builder.add(wire::FieldTag::kMessage, std::string_view(message).substr(0, kMaxPromptTextSize));
+    transport::Status status = transport::send_frame(fd_.get(), builder.finish(), kSendTimeoutMs);
+    if (status != transport::Status::kOk)
+        log::warning("Failed to send the result to pid {} uid {}: {}", peer_.pid, peer_.uid,
+                     transport::status_string(status));
+}
+
+void Conversation::fail_unavailable(const char *why) {
+    log::warning("Answering pid {} uid {} for '{}' with 'service unavailable': {}", peer_.pid, peer_.uid,
+                 escape_for_log(context_.user, 64), why);
+    send_result(PAM_AUTHINFO_UNAVAIL);
+}
+
+bool Conversation::verify_on_pool(const std::string &phc, std::string_view password, VerifyResult &ret_result) {
+    Argon2Policy policy{config_->argon2_memory_kib, config_->argon2_iterations};
+    VerifyResult result = VerifyResult::kMismatch;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->queue_timeout);
+    HashPool::Outcome outcome =
+            daemon_.pool().run([&] { result = verify_password(phc, password, policy); }, deadline);
+    if (outcome != HashPool::Outcome::kDone) {
+        log::warning("Failed to schedule a password check for '{}' from pid {}: {}",
+                     escape_for_log(context_.user, 64), peer_.pid,
+                     outcome == HashPool::Outcome::kQueueFull  ? "queue full"
+                     : outcome == HashPool::Outcome::kTimedOut ? "queue deadline passed"
+                                                               : "daemon stopping");
+        return false;
+    }
+    ret_result = result;
+    return true;
+}
+
+void Conversation::handle_authenticate(const wire::Frame &request) {
+    using wire::FieldTag;
+    if (!caller_allowed())
+        return;
+
+    bool want_password = flags_ & wire::kFlagFactorPassword;
+    bool want_code = flags_ & wire::kFlagFactorTotp;
+    if (!want_password && !want_code)
+        want_password = want_code = true;
+    bool combined = flags_ & wire::kFlagPromptCombined;
+
+    /* A name that useradd would reject cannot be enrolled; it takes the
+     * unknown-user path so the answer looks the same. */
+    UserRecord record;
+    bool known = false;
+    if (is_valid_user_name(context_.user)) {
+        StoreStatus st = daemon_.store().get_user(context_.user, record);
+        if (st == StoreStatus::kOk) {
+            known = true;
+        } else if (st != StoreStatus::kNotFound) {
+            log::error("Failed to read user '{}' from the store: {}", context_.user, daemon_.store().last_error());
+            audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError}, context_);
+            return fail_unavailable("store read failed");
+        }
+    }
+
+    /* TOTP comes in with the second factor; without an enrolled factor a
+     * required second factor can never be met. */
+    bool has_second_factor = false;
+    bool mfa_applies = config_->mfa_mode == MfaMode::kRequired ||
+                       (config_->mfa_mode == MfaMode::kOptional && has_second_factor);
+    bool ask_code = want_code && mfa_applies;
+
+    SecretBuffer password;
+    SecretBuffer code;
+    bool oversized = false;
+    bool try_first = false;
+
+    if (want_password) {
+        if (request.has(FieldTag::kAuthtok)) {
+            password = SecretBuffer::copy_of(request.get(FieldTag::kAuthtok));
+            oversized = password.size() > kMaxSecretSize;
+            try_first = !(flags_ & wire::kFlagAuthtokOnly);
+        } else if (flags_ & wire::kFlagAuthtokOnly) {
+            /* use_first_pass with nothing stacked: no prompt, nothing counted. */
+            log::info("No password on the stack for '{}' with use_first_pass", escape_for_log(context_.user, 64));
+            audit({AuditEvent::kAuthFailure, false, AuditReason::kPassword, {}, "no stacked password"}, context_);
+            return send_result(PAM_AUTH_ERR, kGenericFailure);
+        } else if (combined && ask_code) {
+            SecretBuffer both;
+            Answer a = ask(kCombinedPrompt, false, both);
+            if (a == Answer::kAbandoned)
+                return;
+            oversized = a == Answer::kOversized;
+            std::size_t digits = config_->totp_digits;
+            std::size_t split = both.size() > digits ? both.size() - digits : 0;
+            password = SecretBuffer::copy_of(both.view().substr(0, split));
+            code = SecretBuffer::copy_of(both.view().substr(split));
+            ask_code = false;
+        } else {
+            Answer a = ask(kPasswordPrompt, true, password);
+            if (a == Answer::kAbandoned)
+                return;
+            oversized = a == Answer::kOversized;
+        }
+    }
+    if (ask_code) {
+        /* Rule: both prompts are always shown, so the second never tells
+         * whether the password was right. */
+        Answer a = ask(kCodePrompt, false, code);
+        if (a == Answer::kAbandoned)
+            return;
+        oversized = oversized || a == Answer::kOversized;
+    }
+
+    /* Always run one Argon2 verification, against a dummy hash when the
+     * user is unknown, so the time taken does not tell them apart. */
+    const std::string &phc = known ? record.password_hash : daemon_.dummy_hash();
+    VerifyResult verdict = VerifyResult::kMismatch;
+    if (want_password) {
+        std::string_view candidate = oversized ? std::string_view() : password.view();
+        if (!verify_on_pool(phc, candidate, verdict))
+            return fail_unavailable("hash pool unavailable");
+        if (try_first && verdict == VerifyResult::kMismatch) {
+            /* try_first_pass: the stacked password failed; ask once. */
+            Answer a = ask(kPasswordPrompt, true, password);
+            if (a == Answer::kAbandoned)
+                return;
+            oversized = a == Answer::kOversized;
+            candidate = oversized ? std::string_view() : password.view();
+            if (!verify_on_pool(phc, candidate, verdict))
+                return fail_unavailable("hash pool unavailable");
+        }
+    }
+
+    if (known && (verdict == VerifyResult::kUnsupported || verdict == VerifyResult::kTooCostly)) {
+        log::error("Refused to verify the stored hash of user '{}': {}", context_.user,
+                   verify_result_string(verdict));
+        audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError, {}, verify_result_string(verdict)},
+              context_);
+        return fail_unavailable("stored hash refused");
+    }
+    if (!known) {
+        daemon_.counters().auth_failure++;
+        audit({AuditEvent::kAuthFailure, false, AuditReason::kUnknownUser}, context_);
+        return send_result(PAM_USER_UNKNOWN, kGenericFailure);
+    }
+
+    AuditReason reason = AuditReason::kNone;
+    if (want_password && oversized)
+        reason = AuditReason::kOversized;
+    else if (want_password && verdict != VerifyResult::kMatch)
+        reason = AuditReason::kPassword;
+    else if (mfa_applies && !has_second_factor)
+        reason = AuditReason::kNoSecondFactor;
+    else if (want_code && !mfa_applies && !want_password)
+        reason = AuditReason::kNoSecondFactor; /* factors=totp with the second factor off */
+
+    if (reason != AuditReason::kNone) {
+        daemon_.counters().auth_failure++;
+        audit({AuditEvent::kAuthFailure, false, reason}, context_);
+        return send_result(PAM_AUTH_ERR, kGenericFailure);
+    }
+
+    /* Upgrade a hash made at an older cost while the password is at hand. */
+    std::optional<std::string> new_hash;
+    Argon2Policy policy{config_->argon2_memory_kib, config_->argon2_iterations};
+    if (want_password && needs_rehash(record.password_hash, policy)) {
+        std::string rehashed;
+        bool ok = false;
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->queue_timeout);
+        HashPool::Outcome outcome =
+                daemon_.pool().run([&] { ok = hash_password(password.view(), policy, rehashed); }, deadline);
+        if (outcome == HashPool::Outcome::kDone && ok)
+            new_hash = std::move(rehashed);
+        else
+            log::warning("Failed to re-hash the password of user '{}' at the configured cost; keeping the old hash",
+                         context_.user);
+    }
+
+    StoreStatus st = daemon_.store().record_success(context_.user, daemon_.now(), new_hash);
+    if (st != StoreStatus::kOk) {
+        log::error("Failed to record the login of user '{}': {}", context_.user, daemon_.store().last_error());
+        audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError}, context_);
+        return fail_unavailable("store write failed");
+    }
+    if (new_hash)
+        log::info("Re-hashed the password of user '{}' at the configured Argon2 cost", context_.user);
+    daemon_.counters().auth_success++;
+    audit({AuditEvent::kAuthSuccess, true}, context_);
+    send_result(PAM_SUCCESS);
+}
+
+void Conversation::handle_account(const wire::Frame &) {
+    if (!caller_allowed())
+        return;
+    UserRecord record;
+    if (!is_valid_user_name(context_.user))
+        return send_result(PAM_USER_UNKNOWN);
+    StoreStatus st = daemon_.store().get_user(context_.user, record);
+    if (st == StoreStatus::kNotFound)
+        return send_result(PAM_USER_UNKNOWN);
+    if (st != StoreStatus::kOk) {
+        log::error("Failed to read user '{}' from the store: {}", context_.user, daemon_.store().last_error());
+        return fail_unavailable("store read failed");
+    }
+    send_result(PAM_SUCCESS);
+}
+
+void Conversation::handle_change_password(const wire::Frame &request) {
+    using wire::FieldTag;
+    if (!caller_allowed())
+        return;
+    UserRecord record;
+    StoreStatus st = is_valid_user_name(context_.user) ? daemon_.store().get_user(context_.user, record)
+                                                      : StoreStatus::kNotFound;
+    if (st == StoreStatus::kNotFound)
+        return send_result(PAM_USER_UNKNOWN);
+    if (st != StoreStatus::kOk) {
+        log::error("Failed to read user '{}' from the store: {}", context_.user, daemon_.store().last_error());
+        return fail_unavailable("store read failed");
+    }
+    if (flags_ & wire::kFlagPrelimCheck)
+        return send_result(PAM_SUCCESS);
+
+    /* A non-root caller, or root acting for a user who ran passwd, must
+     * prove the current password first. */
+    bool require_old = peer_.uid != 0 || (flags_ & wire::kFlagRequireOld);
+    SecretBuffer old_password;
+    if (require_old) {
+        if (request.has(FieldTag::kOldAuthtok)) {
+            old_password = SecretBuffer::copy_of(request.get(FieldTag::kOldAuthtok));
+        } else {
+            tell(wire::PromptStyle::kTextInfo, "Changing password for " + context_.user + ".");
+            Answer a = ask("Current password: ", false, old_password);
+            if (a == Answer::kAbandoned)
+                return;
+        }
+        VerifyResult verdict = VerifyResult::kMismatch;
+        std::string_view candidate = old_password.size() > kMaxSecretSize ? std::string_view() : old_password.view();
+        if (!verify_on_pool(record.password_hash, candidate, verdict))
+            return fail_unavailable("hash pool unavailable");
+        if (verdict == VerifyResult::kUnsupported || verdict == VerifyResult::kTooCostly) {
+            log::error("Refused to verify the stored hash of user '{}': {}", context_.user,
+                       verify_result_string(verdict));
+            return fail_unavailable("stored hash refused");
+        }
+        if (verdict != VerifyResult::kMatch) {
+            daemon_.counters().auth_failure++;
+            audit({AuditEvent::kPasswordChanged, false, AuditReason::kPassword}, context_);
+            return send_result(PAM_AUTH_ERR, kGenericFailure);
+        }
+    }
+
+    SecretBuffer new_password;
+    if (request.has(FieldTag::kAuthtok)) {
+        new_password = SecretBuffer::copy_of(request.get(FieldTag::kAuthtok));
+    } else {
+        if (ask("New password: ", false, new_password) == Answer::kAbandoned)
+            return;
+        SecretBuffer again;
+        if (ask("Retype new password: ", false, again) == Answer::kAbandoned)
+            return;
+        if (new_password.size() != again.size() ||
+            sodium_memcmp(new_password.data(), again.data(), new_password.size()) != 0)
+            return send_result(PAM_AUTHTOK_ERR, "Sorry, passwords do not match.");
+    }
+    std::string problem = daemon_.check_new_password(new_password.view(), old_password.view(), context_.user);
+    if (!problem.empty()) {
+        log::info("Rejected a new password for user '{}': it fails the password policy", context_.user);
+        return send_result(PAM_AUTHTOK_ERR, problem);
+    }
+
+    Argon2Policy policy{config_->argon2_memory_kib, config_->argon2_iterations};
+    std::string phc;
+    bool ok = false;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->queue_timeout);
+    if (daemon_.pool().run([&] { ok = hash_password(new_password.view(), policy, phc); }, deadline) !=
+                HashPool::Outcome::kDone ||
+        !ok) {
+        log::error("Failed to hash the new password of user '{}'", context_.user);
+        return fail_unavailable("hashing failed");
+    }
+    st = daemon_.store().set_password(context_.user, phc, daemon_.now());
+    if (st != StoreStatus::kOk) {
+        log::error("Failed to store the new password of user '{}': {}", context_.user,
+                   daemon_.store().last_error());
+        audit({AuditEvent::kPasswordChanged, false, AuditReason::kStoreError}, context_);
+        return fail_unavailable("store write failed");
+    }
+    log::info("Changed the password of user '{}' through PAM service '{}'", context_.user,
+              escape_for_log(context_.service, 64));
+    audit({AuditEvent::kPasswordChanged, true}, context_);
+    send_result(PAM_SUCCESS);
+}
+
+void Conversation::handle_session(const wire::Frame &, bool open) {
+    if (!caller_allowed())
+        return;
+    audit({open ? AuditEvent::kSessionOpen : AuditEvent::kSessionClose, true}, context_);
+    send_result(PAM_SUCCESS);
+}
+
+} // namespace warden

@@ -1,0 +1,66 @@
+/* One client connection: a request frame from pam_warden.so, the prompts
+ * it needs, and one RESULT. State lives in the connection and is bound to
+ * the peer's credentials from SO_PEERCRED. */
+#pragma once
+
+#include "daemon/audit.h"
+#include "daemon/daemon.h"
+#include "daemon/secret.h"
+#include "protocol/unique_fd.h"
+#include "protocol/wire.h"
+
+#include <sys/socket.h>
+
+#include <string>
+
+namespace warden {
+
+/* How long the daemon waits for the request frame, and for a human to
+ * answer a prompt. */
+inline constexpr int kRequestTimeoutMs = 10 * 1000;
+inline constexpr int kAnswerTimeoutMs = 5 * 60 * 1000;
+inline constexpr int kSendTimeoutMs = 5 * 1000;
+
+class Conversation {
+public:
+    Conversation(Daemon &daemon, UniqueFd fd, const struct ucred &peer);
+
+    /* Serves the connection to its end. Never throws. */
+    void run() noexcept;
+
+private:
+    enum class Answer { kOk, kOversized, kAbandoned };
+
+    void dispatch(const wire::Frame &request);
+    void handle_authenticate(const wire::Frame &request);
+    void handle_account(const wire::Frame &request);
+    void handle_change_password(const wire::Frame &request);
+    void handle_session(const wire::Frame &request, bool open);
+
+    /* Applies the caller rule: root may ask about anyone, any other uid
+     * only about the user it belongs to. Sends PAM_PERM_DENIED and audits
+     * when the rule fails. */
+    bool caller_allowed();
+
+    /* Sends a prompt and reads the reply into ret_answer. */
+    Answer ask(const char *text, bool is_password, SecretBuffer &ret_answer);
+    void tell(wire::PromptStyle style, const std::string &text);
+    void send_result(int pam_status, const std::string &message = {});
+
+    /* Runs a password check on the hash pool. Returns false when the pool
+     * could not run it (queue full, deadline, shutdown). */
+    bool verify_on_pool(const std::string &phc, std::string_view password, VerifyResult &ret_result);
+
+    void fail_unavailable(const char *why);
+
+    Daemon &daemon_;
+    UniqueFd fd_;
+    struct ucred peer_;
+    std::shared_ptr<const Config> config_;
+    AuditContext context_;
+    std::uint32_t flags_ = 0;
+    int prompts_ = 0;
+    bool result_sent_ = false;
+};
+
+} // namespace warden

@@ -1,0 +1,59 @@
+#include "daemon/daemon.h"
+
+#include "daemon/log.h"
+#include "daemon/password_quality.h"
+#include "daemon/secret.h"
+#include "protocol/limits.h"
+
+#include <sodium.h>
+
+#include <ctime>
+
+namespace warden {
+
+Daemon::Daemon(std::shared_ptr<const Config> config, std::unique_ptr<Store> store, std::string dummy_hash)
+    : config_(std::move(config)), store_(std::move(store)), dummy_hash_(std::move(dummy_hash)),
+      start_time_(std::time(nullptr)) {
+    pool_ = std::make_unique<HashPool>(config_->effective_workers(), config_->queue_size);
+    quality_ = std::make_unique<PasswordQuality>();
+}
+
+Daemon::~Daemon() { pool_->stop(); }
+
+std::shared_ptr<const Config> Daemon::config() const {
+    std::lock_guard lock(config_mutex_);
+    return config_;
+}
+
+void Daemon::set_config(std::shared_ptr<const Config> config) {
+    std::lock_guard lock(config_mutex_);
+    config_ = std::move(config);
+}
+
+Argon2Policy Daemon::argon2_policy() const {
+    auto c = config();
+    return {c->argon2_memory_kib, c->argon2_iterations};
+}
+
+std::string Daemon::check_new_password(std::string_view password, std::string_view old_password,
+                                       const std::string &user) const {
+    auto c = config();
+    if (password.empty())
+        return "The new password is empty.";
+    if (password.size() > kMaxSecretSize)
+        return "The new password is longer than " + std::to_string(kMaxSecretSize) + " bytes.";
+    if (password.size() < c->min_length)
+        return "The new password is shorter than " + std::to_string(c->min_length) + " characters.";
+    return quality_->check(password, old_password, user);
+}
+
+std::int64_t Daemon::now() const { return std::time(nullptr); }
+
+bool make_dummy_hash(const Argon2Policy &policy, std::string &ret_hash) {
+    SecretBuffer random(32);
+    randombytes_buf(random.data(), random.capacity());
+    random.resize(random.capacity());
+    return hash_password(random.view(), policy, ret_hash);
+}
+
+} // namespace warden

@@ -1,0 +1,70 @@
+/* State shared by every connection and the admin API of one wardend. */
+#pragma once
+
+#include "daemon/config.h"
+#include "daemon/hash_pool.h"
+#include "daemon/password_hash.h"
+#include "daemon/store.h"
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace warden {
+
+struct Counters {
+    std::atomic<std::uint64_t> auth_success{0};
+    std::atomic<std::uint64_t> auth_failure{0};
+    std::atomic<std::uint64_t> peer_rejected{0};
+    std::atomic<std::uint64_t> unavailable{0}; /* requests answered PAM_AUTHINFO_UNAVAIL */
+    std::atomic<std::uint64_t> connections{0};
+    std::atomic<std::uint64_t> connections_refused{0};
+};
+
+class PasswordQuality;
+
+class Daemon {
+public:
+    Daemon(std::shared_ptr<const Config> config, std::unique_ptr<Store> store, std::string dummy_hash);
+    ~Daemon();
+
+    /* The config in force. A reload swaps it; holders of the old one keep it
+     * alive until they are done. */
+    std::shared_ptr<const Config> config() const;
+    void set_config(std::shared_ptr<const Config> config);
+
+    Store &store() noexcept { return *store_; }
+    HashPool &pool() noexcept { return *pool_; }
+    Counters &counters() noexcept { return counters_; }
+    const std::string &dummy_hash() const noexcept { return dummy_hash_; }
+    Argon2Policy argon2_policy() const;
+
+    /* Checks a new password against min_length, the 512-byte limit and the
+     * host's libpwquality settings. Returns an empty string when it is
+     * acceptable, else a message for the user. */
+    std::string check_new_password(std::string_view password, std::string_view old_password,
+                                   const std::string &user) const;
+
+    /* Seconds since the epoch. */
+    std::int64_t now() const;
+
+    std::int64_t start_time() const noexcept { return start_time_; }
+
+private:
+    mutable std::mutex config_mutex_;
+    std::shared_ptr<const Config> config_;
+    std::unique_ptr<Store> store_;
+    std::unique_ptr<HashPool> pool_;
+    std::unique_ptr<PasswordQuality> quality_;
+    std::string dummy_hash_;
+    Counters counters_;
+    std::int64_t start_time_;
+};
+
+/* Makes the hash that unknown users are checked against: a random password
+ * at the configured cost, so their failures take as long as real ones. */
+bool make_dummy_hash(const Argon2Policy &policy, std::string &ret_hash);
+
+} // namespace warden

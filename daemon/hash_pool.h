@@ -1,0 +1,67 @@
+/* A fixed set of threads that run Argon2 jobs. Argon2 is memory-hard, so
+ * at most `workers` hashes run at once; other requests wait in a bounded
+ * queue and give up at their deadline. Memory therefore stays near
+ * workers x argon2_memory however many clients connect. */
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace warden {
+
+class HashPool {
+public:
+    enum class Outcome {
+        kDone,      /* the job ran to completion */
+        kQueueFull, /* rejected at once: the queue was at its bound */
+        kTimedOut,  /* still waiting at the deadline: removed, never run */
+        kStopping,  /* the pool is shutting down: never run */
+    };
+
+    struct Stats {
+        unsigned workers;
+        unsigned queue_limit;
+        std::size_t queued;
+        std::size_t running;
+        std::uint64_t completed;
+        std::uint64_t rejected;
+    };
+
+    HashPool(unsigned workers, unsigned queue_limit);
+    ~HashPool();
+    HashPool(const HashPool &) = delete;
+    HashPool &operator=(const HashPool &) = delete;
+
+    /* Runs job on a worker and waits for it. A job that has started always
+     * finishes; the deadline only applies while it waits. */
+    Outcome run(std::function<void()> job, std::chrono::steady_clock::time_point deadline);
+
+    /* Stops accepting jobs, fails queued ones with kStopping and joins the
+     * workers after the running jobs end. */
+    void stop();
+
+    Stats stats() const;
+
+private:
+    struct Task;
+    void worker_loop();
+
+    mutable std::mutex mutex_;
+    std::condition_variable work_available_;
+    std::deque<std::shared_ptr<Task>> queue_;
+    std::vector<std::thread> threads_;
+    unsigned queue_limit_;
+    std::size_t running_ = 0;
+    std::uint64_t completed_ = 0;
+    std::uint64_t rejected_ = 0;
+    bool stopping_ = false;
+};
+
+} // namespace warden

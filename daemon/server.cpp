@@ -1,0 +1,203 @@
+#include "daemon/server.h"
+
+#include "daemon/conversation.h"
+#include "daemon/log.h"
+#include "protocol/transport.h"
+#include "protocol/wire.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <security/_pam_types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+namespace warden {
+namespace {
+
+bool make_parent_directory(const std::string &path) {
+    std::size_t slash = path.rfind('/');
+    if (slash == 0 || slash == std::string::npos)
+        return true;
+    std::string dir = path.substr(0, slash);
+    if (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST)
+        return true;
+    return false;
+}
+
+/* Answers a connection that will not be served, so the module fails at
+ * once instead of at its timeout. */
+void refuse(int fd) {
+    std::byte out[32];
+    wire::FrameBuilder builder(wire::FrameType::kResult, out);
+    builder.add_u32(wire::FieldTag::kStatus, PAM_AUTHINFO_UNAVAIL);
+    (void)transport::send_frame(fd, builder.finish(), 100);
+}
+
+} // namespace
+
+bool Server::open_listener(const Config &config, std::string &ret_error) {
+    int n = sd_listen_fds(/* unset_environment= */ 1);
+    if (n > 1) {
+        ret_error = "systemd passed " + std::to_string(n) + " sockets, expected one";
+        return false;
+    }
+    if (n == 1) {
+        int fd = SD_LISTEN_FDS_START;
+        if (sd_is_socket_unix(fd, SOCK_SEQPACKET, /* listening= */ 1, nullptr, 0) <= 0) {
+            ret_error = "the socket passed by systemd is not a listening SOCK_SEQPACKET UNIX socket";
+            return false;
+        }
+        (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+        listener_.reset(fd);
+        log::info("Using the socket passed by systemd");
+        return true;
+    }
+
+    if (!make_parent_directory(config.socket)) {
+        ret_error = "failed to create the directory of '" + config.socket + "': " + std::strerror(errno);
+        return false;
+    }
+    UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) {
+        ret_error = std::string("failed to create a socket: ") + std::strerror(errno);
+        return false;
+    }
+    struct sockaddr_un addr = {};
+    addr.sun_family = AF_UNIX;
+    if (config.socket.size() >= sizeof addr.sun_path) {
+        ret_error = "socket path '" + config.socket + "' is too long";
+        return false;
+    }
+    std::memcpy(addr.sun_path, config.socket.c_str(), config.socket.size() + 1);
+    /* A socket file left by a killed daemon would make bind fail. */
+    struct stat st;
+    if (::lstat(config.socket.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            ret_error = "'" + config.socket + "' exists and is not a socket";
+            return false;
+        }
+        (void)::unlink(config.socket.c_str());
+    }
+    if (::bind(fd.get(), reinterpret_cast<struct sockaddr *>(&addr), sizeof addr) < 0) {
+        ret_error = "failed to bind '" + config.socket + "': " + std::strerror(errno);
+        return false;
+    }
+    /* Anyone may connect: screen lockers run as the user. The caller rule
+     * decides per request from SO_PEERCRED. */
+    if (::chmod(config.socket.c_str(), 0666) < 0 || ::listen(fd.get(), 128) < 0) {
+        ret_error = "failed to listen on '" + config.socket + "': " + std::strerror(errno);
+        (void)::unlink(config.socket.c_str());
+        return false;
+    }
+    socket_path_ = config.socket;
+    listener_ = std::move(fd);
+    log::info("Listening on '{}'", config.socket);
+    return true;
+}
+
+void Server::close_listener() {
+    listener_.reset();
+    if (!socket_path_.empty())
+        (void)::unlink(socket_path_.c_str());
+}
+
+void Server::serve(int stop_fd) {
+    for (;;) {
+        struct pollfd fds[2] = {{listener_.get(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
+        int r = ::poll(fds, 2, -1);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            log::error("Failed to wait for connections: {}", std::strerror(errno));
+            return;
+        }
+        if (fds[1].revents)
+            return;
+        if (fds[0].revents & POLLIN)
+            accept_one();
+    }
+}
+
+void Server::accept_one() {
+    UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!fd) {
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+            log::error("Failed to accept a connection: {}", std::strerror(errno));
+        if (errno == EMFILE || errno == ENFILE)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        return;
+    }
+    struct ucred peer = {};
+    socklen_t size = sizeof peer;
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &size) < 0) {
+        log::error("Failed to read the credentials of a connection: {}", std::strerror(errno));
+        return;
+    }
+    daemon_.counters().connections++;
+    start_connection(std::move(fd), peer);
+}
+
+void Server::start_connection(UniqueFd fd, const struct ucred &peer) {
+    auto config = daemon_.config();
+    {
+        std::lock_guard lock(mutex_);
+        if (open_fds_.size() >= config->max_connections || per_peer_[peer.uid] >= config->max_connections_per_peer) {
+            daemon_.counters().connections_refused++;
+            log::warning("Refused a connection from pid {} uid {}: {} connections open, {} from this uid", peer.pid,
+                         peer.uid, open_fds_.size(), per_peer_[peer.uid]);
+            refuse(fd.get());
+            return;
+        }
+        open_fds_.insert(fd.get());
+        per_peer_[peer.uid]++;
+    }
+
+    int raw = fd.get();
+    try {
+        std::thread([this, raw, peer, fd = std::move(fd)]() mutable {
+            {
+                Conversation conversation(daemon_, std::move(fd), peer);
+                conversation.run();
+            }
+            std::lock_guard lock(mutex_);
+            open_fds_.erase(raw);
+            if (--per_peer_[peer.uid] == 0)
+                per_peer_.erase(peer.uid);
+            idle_.notify_all();
+        }).detach();
+    } catch (const std::system_error &e) {
+        log::error("Failed to start a thread for pid {} uid {}: {}", peer.pid, peer.uid, e.what());
+        std::lock_guard lock(mutex_);
+        open_fds_.erase(raw);
+        if (--per_peer_[peer.uid] == 0)
+            per_peer_.erase(peer.uid);
+        /* fd was moved into the lambda that never ran; it was destroyed with it. */
+    }
+}
+
+void Server::drain(int grace_ms) {
+    std::unique_lock lock(mutex_);
+    /* Conversations blocked on a human's answer end now; a request in the
+     * middle of a hash finishes and sends its result, since only the
+     * reading side is shut down. */
+    for (int fd : open_fds_)
+        (void)::shutdown(fd, SHUT_RD);
+    idle_.wait_for(lock, std::chrono::milliseconds(grace_ms), [&] { return open_fds_.empty(); });
+    if (!open_fds_.empty())
+        log::warning("{} connections still open at shutdown", open_fds_.size());
+}
+
+std::size_t Server::active_connections() const {
+    std::lock_guard lock(mutex_);
+    return open_fds_.size();
+}
+
+} // namespace warden

@@ -1,0 +1,351 @@
+/* SQLite implementation of Store: one database file in WAL mode, every
+ * write in a transaction, synchronous=FULL so a committed write survives a
+ * power cut before the daemon answers the client. */
+#include "daemon/store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+namespace warden {
+namespace {
+
+/* Each entry moves the schema from version i to i + 1. */
+const char *const kMigrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE users ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  password_hash TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  last_login INTEGER,"
+    "  failures INTEGER NOT NULL DEFAULT 0,"
+    "  first_failure INTEGER,"
+    "  locked_until INTEGER"
+    ") STRICT;",
+};
+static_assert(sizeof kMigrations / sizeof kMigrations[0] == kStoreSchemaVersion);
+
+struct StatementDeleter {
+    void operator()(sqlite3_stmt *s) const noexcept { sqlite3_finalize(s); }
+};
+using Statement = std::unique_ptr<sqlite3_stmt, StatementDeleter>;
+
+struct DatabaseDeleter {
+    void operator()(sqlite3 *db) const noexcept { sqlite3_close_v2(db); }
+};
+using Database = std::unique_ptr<sqlite3, DatabaseDeleter>;
+
+StoreStatus status_from(int rc) {
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return StoreStatus::kOk;
+    case SQLITE_FULL:
+        return StoreStatus::kFull;
+    case SQLITE_CONSTRAINT:
+        return StoreStatus::kExists;
+    default:
+        return StoreStatus::kError;
+    }
+}
+
+std::optional<std::int64_t> column_optional(sqlite3_stmt *s, int column) {
+    if (sqlite3_column_type(s, column) == SQLITE_NULL)
+        return std::nullopt;
+    return sqlite3_column_int64(s, column);
+}
+
+class SqliteStore final : public Store {
+public:
+    explicit SqliteStore(Database db) : db_(std::move(db)) {}
+
+    StoreStatus get_user(const std::string &name, UserRecord &ret_record) override {
+        std::lock_guard lock(mutex_);
+        Statement s = prepare("SELECT name, password_hash, created, updated, last_login, failures,"
+                              " first_failure, locked_until FROM users WHERE name = ?1");
+        if (!s)
+            return StoreStatus::kError;
+        sqlite3_bind_text(s.get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
+        int rc = sqlite3_step(s.get());
+        if (rc == SQLITE_DONE)
+            return StoreStatus::kNotFound;
+        if (rc != SQLITE_ROW)
+            return fail(rc);
+        UserRecord record;
+        record.name = text_column(s.get(), 0);
+        record.password_hash = text_column(s.get(), 1);
+        record.created = sqlite3_column_int64(s.get(), 2);
+        record.updated = sqlite3_column_int64(s.get(), 3);
+        record.last_login = column_optional(s.get(), 4);
+        record.failures = static_cast<std::uint32_t>(sqlite3_column_int64(s.get(), 5));
+        record.first_failure = column_optional(s.get(), 6);
+        record.locked_until = column_optional(s.get(), 7);
+        ret_record = std::move(record);
+        return StoreStatus::kOk;
+    }
+
+    StoreStatus add_user(const std::string &name, const std::string &hash, std::int64_t now) override {
+        std::lock_guard lock(mutex_);
+        Statement s = prepare("INSERT INTO users (name, password_hash, created, updated)"
+                              " VALUES (?1, ?2, ?3, ?3)");
+        if (!s)
+            return StoreStatus::kError;
+        bind_text(s.get(), 1, name);
+        bind_text(s.get(), 2, hash);
+        sqlite3_bind_int64(s.get(), 3, now);
+        return step_done(s.get());
+    }
+
+    StoreStatus set_password(const std::string &name, const std::string &hash, std::int64_t now) override {
+        std::lock_guard lock(mutex_);
+        Statement s = prepare("UPDATE users SET password_hash = ?2, updated = ?3 WHERE name = ?1");
+        if (!s)
+            return StoreStatus::kError;
+        bind_text(s.get(), 1, name);
+        bind_text(s.get(), 2, hash);
+        sqlite3_bind_int64(s.get(), 3, now);
+        StoreStatus status = step_done(s.get());
+        if (status == StoreStatus::kOk && sqlite3_changes(db_.get()) == 0)
+            return StoreStatus::kNotFound;
+        return status;
+    }
+
+    StoreStatus remove_user(const std::string &name) override {
+        std::lock_guard lock(mutex_);
+        Statement s = prepare("DELETE FROM users WHERE name = ?1");
+        if (!s)
+            return StoreStatus::kError;
+        bind_text(s.get(), 1, name);
+        StoreStatus status = step_done(s.get());
+        if (status == StoreStatus::kOk && sqlite3_changes(db_.get()) == 0)
+            return StoreStatus::kNotFound;
+        return status;
+    }
+
+    StoreStatus list_users(std::vector<std::string> &ret_names) override {
+        std::lock_guard lock(mutex_);
+        Statement s = prepare("SELECT name FROM users ORDER BY name");
+        if (!s)
+            return StoreStatus::kError;
+        std::vector<std::string> names;
+        int rc;
+        while ((rc = sqlite3_step(s.get())) == SQLITE_ROW)
+            names.push_back(text_column(s.get(), 0));
+        if (rc != SQLITE_DONE)
+            return fail(rc);
+        ret_names = std::move(names);
+        return StoreStatus::kOk;
+    }
+
+    StoreStatus record_success(const std::string &name, std::int64_t now,
+                               const std::optional<std::string> &new_hash) override {
+        std::lock_guard lock(mutex_);
+        if (StoreStatus st = exec("BEGIN IMMEDIATE"); st != StoreStatus::kOk)
+            return st;
+        Statement s = prepare("UPDATE users SET last_login = ?2, failures = 0, first_failure = NULL,"
+                              " locked_until = NULL WHERE name = ?1");
+        StoreStatus status = s ? StoreStatus::kOk : StoreStatus::kError;
+        if (status == StoreStatus::kOk) {
+            bind_text(s.get(), 1, name);
+            sqlite3_bind_int64(s.get(), 2, now);
+            status = step_done(s.get());
+            if (status == StoreStatus::kOk && sqlite3_changes(db_.get()) == 0)
+                status = StoreStatus::kNotFound;
+        }
+        if (status == StoreStatus::kOk && new_hash) {
+            Statement u = prepare("UPDATE users SET password_hash = ?2, updated = ?3 WHERE name = ?1");
+            status = u ? StoreStatus::kOk : StoreStatus::kError;
+            if (status == StoreStatus::kOk) {
+                bind_text(u.get(), 1, name);
+                bind_text(u.get(), 2, *new_hash);
+                sqlite3_bind_int64(u.get(), 3, now);
+                status = step_done(u.get());
+            }
+        }
+        return finish_transaction(status);
+    }
+
+    std::string last_error() const override {
+        std::lock_guard lock(error_mutex_);
+        return last_error_;
+    }
+
+    /* Applies pending migrations inside one transaction each. */
+    bool migrate(std::string &ret_error) {
+        std::lock_guard lock(mutex_);
+        int version = 0;
+        {
+            Statement s = prepare("PRAGMA user_version");
+            if (!s || sqlite3_step(s.get()) != SQLITE_ROW) {
+                ret_error = "failed to read the schema version: " + last_error_unlocked();
+                return false;
+            }
+            version = sqlite3_column_int(s.get(), 0);
+        }
+        if (version > kStoreSchemaVersion) {
+            ret_error = "store schema version " + std::to_string(version) +
+                        " is newer than this wardend supports (" + std::to_string(kStoreSchemaVersion) + ")";
+            return false;
+        }
+        for (; version < kStoreSchemaVersion; version++) {
+            std::string sql = std::string("BEGIN IMMEDIATE;") + kMigrations[version] +
+                              "PRAGMA user_version = " + std::to_string(version + 1) + ";COMMIT;";
+            char *message = nullptr;
+            if (sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+                ret_error = "failed to migrate the store to schema version " + std::to_string(version + 1) +
+                            ": " + (message ? message : "unknown error");
+                sqlite3_free(message);
+                sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+                return false;
+            }
+        }
+        return true;
+    }
+
+private:
+    static std::string text_column(sqlite3_stmt *s, int column) {
+        const unsigned char *text = sqlite3_column_text(s, column);
+        int size = sqlite3_column_bytes(s, column);
+        return text ? std::string(reinterpret_cast<const char *>(text), static_cast<std::size_t>(size))
+                    : std::string();
+    }
+
+    static void bind_text(sqlite3_stmt *s, int index, const std::string &value) {
+        sqlite3_bind_text(s, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+    }
+
+    Statement prepare(const char *sql) {
+        sqlite3_stmt *s = nullptr;
+        int rc = sqlite3_prepare_v2(db_.get(), sql, -1, &s, nullptr);
+        if (rc != SQLITE_OK) {
+            fail(rc);
+            return nullptr;
+        }
+        return Statement(s);
+    }
+
+    StoreStatus step_done(sqlite3_stmt *s) {
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+            return fail(rc);
+        return StoreStatus::kOk;
+    }
+
+    StoreStatus exec(const char *sql) {
+        int rc = sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr);
+        return rc == SQLITE_OK ? StoreStatus::kOk : fail(rc);
+    }
+
+    StoreStatus finish_transaction(StoreStatus status) {
+        if (status == StoreStatus::kOk) {
+            StoreStatus commit = exec("COMMIT");
+            if (commit == StoreStatus::kOk)
+                return StoreStatus::kOk;
+            status = commit;
+        }
+        sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+        return status;
+    }
+
+    StoreStatus fail(int rc) {
+        std::lock_guard lock(error_mutex_);
+        last_error_ = std::string(sqlite3_errstr(rc)) + ": " + sqlite3_errmsg(db_.get());
+        return status_from(rc) == StoreStatus::kOk ? StoreStatus::kError : status_from(rc);
+    }
+
+    std::string last_error_unlocked() const { return sqlite3_errmsg(db_.get()); }
+
+    Database db_;
+    std::mutex mutex_; /* one writer or reader at a time on the connection */
+    mutable std::mutex error_mutex_;
+    std::string last_error_;
+};
+
+} // namespace
+
+const char *store_status_string(StoreStatus status) noexcept {
+    switch (status) {
+    case StoreStatus::kOk: return "ok";
+    case StoreStatus::kNotFound: return "not found";
+    case StoreStatus::kExists: return "already exists";
+    case StoreStatus::kFull: return "disk full";
+    case StoreStatus::kError: return "store error";
+    }
+    return "unknown";
+}
+
+std::unique_ptr<Store> open_sqlite_store(const std::string &directory, std::string &ret_error) {
+    if (::mkdir(directory.c_str(), 0700) < 0 && errno != EEXIST) {
+        ret_error = "failed to create state directory '" + directory + "': " + std::strerror(errno);
+        return nullptr;
+    }
+    if (::chmod(directory.c_str(), 0700) < 0) {
+        ret_error = "failed to set mode 0700 on '" + directory + "': " + std::strerror(errno);
+        return nullptr;
+    }
+
+    std::string path = directory + "/warden.db";
+    /* Create the file ourselves so it is 0600 from its first byte; SQLite
+     * gives its -wal and -shm files the same mode. */
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        ret_error = "failed to open '" + path + "': " + std::strerror(errno);
+        return nullptr;
+    }
+    if (::fchmod(fd, 0600) < 0) {
+        ret_error = "failed to set mode 0600 on '" + path + "': " + std::strerror(errno);
+        ::close(fd);
+        return nullptr;
+    }
+    ::close(fd);
+
+    sqlite3 *raw = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &raw,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW, nullptr);
+    Database db(raw);
+    if (rc != SQLITE_OK) {
+        ret_error = "failed to open '" + path + "': " + (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc));
+        return nullptr;
+    }
+    sqlite3_busy_timeout(db.get(), 5000);
+    sqlite3_extended_result_codes(db.get(), 1);
+
+    const char *setup = "PRAGMA journal_mode = WAL;"
+                        "PRAGMA synchronous = FULL;"
+                        "PRAGMA foreign_keys = ON;"
+                        "PRAGMA secure_delete = ON;";
+    char *message = nullptr;
+    if (sqlite3_exec(db.get(), setup, nullptr, nullptr, &message) != SQLITE_OK) {
+        ret_error = "failed to configure '" + path + "': " + (message ? message : "unknown error");
+        sqlite3_free(message);
+        return nullptr;
+    }
+    {
+        sqlite3_stmt *check = nullptr;
+        if (sqlite3_prepare_v2(db.get(), "PRAGMA quick_check", -1, &check, nullptr) == SQLITE_OK) {
+            Statement guard(check);
+            if (sqlite3_step(check) != SQLITE_ROW ||
+                std::strcmp(reinterpret_cast<const char *>(sqlite3_column_text(check, 0)), "ok") != 0) {
+                ret_error = "store '" + path + "' failed its integrity check: " + sqlite3_errmsg(db.get());
+                return nullptr;
+            }
+        } else {
+            ret_error = "store '" + path + "' is not a valid database: " + sqlite3_errmsg(db.get());
+            return nullptr;
+        }
+    }
+
+    auto store = std::make_unique<SqliteStore>(std::move(db));
+    if (!store->migrate(ret_error))
+        return nullptr;
+    return store;
+}
+
+} // namespace warden

@@ -1,0 +1,64 @@
+/* Credential store. The daemon talks to the Store interface only, so a
+ * shared backend can replace SQLite without touching the protocol. */
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace warden {
+
+enum class StoreStatus {
+    kOk,
+    kNotFound,   /* no such user */
+    kExists,     /* user already enrolled */
+    kFull,       /* disk full: nothing was written */
+    kError,      /* any other failure: nothing was written */
+};
+
+const char *store_status_string(StoreStatus status) noexcept;
+
+struct UserRecord {
+    std::string name;
+    std::string password_hash; /* an Argon2id PHC string, never logged */
+    std::int64_t created = 0;
+    std::int64_t updated = 0;
+    std::optional<std::int64_t> last_login;
+    std::uint32_t failures = 0;
+    std::optional<std::int64_t> first_failure;
+    std::optional<std::int64_t> locked_until;
+};
+
+class Store {
+public:
+    virtual ~Store() = default;
+
+    virtual StoreStatus get_user(const std::string &name, UserRecord &ret_record) = 0;
+    virtual StoreStatus add_user(const std::string &name, const std::string &password_hash,
+                                 std::int64_t now) = 0;
+    virtual StoreStatus set_password(const std::string &name, const std::string &password_hash,
+                                     std::int64_t now) = 0;
+    virtual StoreStatus remove_user(const std::string &name) = 0;
+    virtual StoreStatus list_users(std::vector<std::string> &ret_names) = 0;
+
+    /* Records a successful login: clears failures and, when new_hash is set,
+     * replaces the password hash, all in one transaction. */
+    virtual StoreStatus record_success(const std::string &name, std::int64_t now,
+                                       const std::optional<std::string> &new_hash) = 0;
+
+    /* The last error text of the backend, for the operational log. */
+    virtual std::string last_error() const = 0;
+};
+
+/* Opens or creates the SQLite store under directory, creating the
+ * directory (mode 0700) and the database (mode 0600) when missing and
+ * migrating the schema to the current version. On failure returns null
+ * and sets ret_error. */
+std::unique_ptr<Store> open_sqlite_store(const std::string &directory, std::string &ret_error);
+
+/* Schema version this build writes. */
+inline constexpr int kStoreSchemaVersion = 1;
+
+} // namespace warden
