@@ -23,7 +23,7 @@ struct Config {
     std::string log_level = "info";
     unsigned max_connections = 256;
     unsigned max_connections_per_peer = 32;
-    unsigned queue_size = 64;      /* hash requests waiting for a worker */
+    unsigned queue_size = 256;     /* hash requests waiting for a worker */
     unsigned queue_timeout = 10;   /* seconds a hash request may wait */
 
     /* [password] */

@@ -147,38 +147,41 @@ void Server::accept_one() {
 
 void Server::start_connection(UniqueFd fd, const struct ucred &peer) {
     auto config = daemon_.config();
+    long peer_key = peer.uid == 0 ? -static_cast<long>(peer.pid) - 1 : static_cast<long>(peer.uid);
     {
         std::lock_guard lock(mutex_);
-        if (open_fds_.size() >= config->max_connections || per_peer_[peer.uid] >= config->max_connections_per_peer) {
+        if (open_fds_.size() >= config->max_connections || per_peer_[peer_key] >= config->max_connections_per_peer) {
             daemon_.counters().connections_refused++;
-            log::warning("Refused a connection from pid {} uid {}: {} connections open, {} from this uid", peer.pid,
-                         peer.uid, open_fds_.size(), per_peer_[peer.uid]);
+            log::warning("Refused a connection from pid {} uid {}: {} connections open, {} from this peer", peer.pid,
+                         peer.uid, open_fds_.size(), per_peer_[peer_key]);
+            if (per_peer_[peer_key] == 0)
+                per_peer_.erase(peer_key);
             refuse(fd.get());
             return;
         }
         open_fds_.insert(fd.get());
-        per_peer_[peer.uid]++;
+        per_peer_[peer_key]++;
     }
 
     int raw = fd.get();
     try {
-        std::thread([this, raw, peer, fd = std::move(fd)]() mutable {
+        std::thread([this, raw, peer, peer_key, fd = std::move(fd)]() mutable {
             {
                 Conversation conversation(daemon_, std::move(fd), peer);
                 conversation.run();
             }
             std::lock_guard lock(mutex_);
             open_fds_.erase(raw);
-            if (--per_peer_[peer.uid] == 0)
-                per_peer_.erase(peer.uid);
+            if (--per_peer_[peer_key] == 0)
+                per_peer_.erase(peer_key);
             idle_.notify_all();
         }).detach();
     } catch (const std::system_error &e) {
         log::error("Failed to start a thread for pid {} uid {}: {}", peer.pid, peer.uid, e.what());
         std::lock_guard lock(mutex_);
         open_fds_.erase(raw);
-        if (--per_peer_[peer.uid] == 0)
-            per_peer_.erase(peer.uid);
+        if (--per_peer_[peer_key] == 0)
+            per_peer_.erase(peer_key);
         /* fd was moved into the lambda that never ran; it was destroyed with it. */
     }
 }

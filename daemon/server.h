@@ -45,7 +45,9 @@ private:
     mutable std::mutex mutex_;
     std::condition_variable idle_;
     std::set<int> open_fds_;
-    std::map<uid_t, unsigned> per_peer_;
+    /* Open connections per peer: per uid for ordinary users, per pid for
+     * root, since root is sshd and login serving everybody. */
+    std::map<long, unsigned> per_peer_;
 };
 
 } // namespace warden

@@ -192,6 +192,7 @@ int run_request(pam_handle_t *pamh, const Args &args, const Request &request, bo
 
     PendingPassword password;
     WipedBuffer<kMaxFrameSize> in;
+    int answered = 0;
     for (int rounds = 0; rounds < 2 * kMaxPromptsPerConversation + 4; rounds++) {
         std::size_t size = 0;
         status = transport::receive_frame(fd.get(), in.bytes, timeout_ms, size);
@@ -238,9 +239,12 @@ int run_request(pam_handle_t *pamh, const Args &args, const Request &request, bo
         char text[kMaxPromptTextSize + 1];
         std::memcpy(text, prompt.data(), prompt.size());
         text[prompt.size()] = '\0';
+        bool informational = style == wire::PromptStyle::kErrorMessage || style == wire::PromptStyle::kTextInfo;
+        if (!informational && ++answered > kMaxPromptsPerConversation)
+            break;
         char *answer = nullptr;
         r = converse(pamh, pam_style(style), text, &answer);
-        if (style == wire::PromptStyle::kErrorMessage || style == wire::PromptStyle::kTextInfo) {
+        if (informational) {
             if (answer) {
                 explicit_bzero(answer, std::strlen(answer));
                 std::free(answer);
