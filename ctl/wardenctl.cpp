@@ -828,6 +828,8 @@ int run(int argc, char **argv, bool &ret_json) {
 }
 
 void report(const CommandError &error, bool json) {
+    /* Local messages are built without the final period, bus messages
+     * from wardend end with one. */
     std::string message = error.message;
     if (!message.empty() && message.back() != '.')
         message += '.';
@@ -837,7 +839,7 @@ void report(const CommandError &error, bool json) {
     } else if (json) {
         json::ObjectWriter object;
         object.add("ok", false);
-        object.add("error", error.message);
+        object.add("error", message);
         if (!error.bus_error.empty())
             object.add("bus_error", error.bus_error);
         print_json(object.finish());

@@ -1,5 +1,7 @@
 #include "daemon/config.h"
 
+#include "daemon/audit.h"
+
 #include <ini.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -74,6 +76,10 @@ bool parse_unsigned(const std::string &value, std::uint64_t min, std::uint64_t m
     return true;
 }
 
+/* Quotes a value from the file for a message: escaped and bounded, since
+ * the file may hold any bytes. */
+std::string quoted(const std::string &value) { return "'" + escape_for_log(value, 64) + "'"; }
+
 std::string range_text(std::uint64_t min, std::uint64_t max) {
     return "expected an integer from " + std::to_string(min) + " to " + std::to_string(max);
 }
@@ -82,7 +88,7 @@ void set_unsigned(ParseState &state, const char *section, const char *key, const
                   std::uint64_t min, std::uint64_t max, unsigned &target) {
     std::uint64_t parsed;
     if (!parse_unsigned(value, min, max, parsed)) {
-        add_problem(state, section, key, "invalid value '" + value + "', " + range_text(min, max));
+        add_problem(state, section, key, "invalid value " + quoted(value) + ", " + range_text(min, max));
         return;
     }
     target = static_cast<unsigned>(parsed);
@@ -92,7 +98,7 @@ void set_u64(ParseState &state, const char *section, const char *key, const std:
              std::uint64_t min, std::uint64_t max, std::uint64_t &target) {
     std::uint64_t parsed;
     if (!parse_unsigned(value, min, max, parsed)) {
-        add_problem(state, section, key, "invalid value '" + value + "', " + range_text(min, max));
+        add_problem(state, section, key, "invalid value " + quoted(value) + ", " + range_text(min, max));
         return;
     }
     target = parsed;
@@ -105,13 +111,13 @@ void set_bool(ParseState &state, const char *section, const char *key, const std
     else if (value == "false" || value == "no" || value == "0")
         target = false;
     else
-        add_problem(state, section, key, "invalid value '" + value + "', expected true or false");
+        add_problem(state, section, key, "invalid value " + quoted(value) + ", expected true or false");
 }
 
 void set_path(ParseState &state, const char *section, const char *key, const std::string &value,
               std::string &target) {
     if (value.empty() || value[0] != '/')
-        add_problem(state, section, key, "invalid value '" + value + "', expected an absolute path");
+        add_problem(state, section, key, "invalid value " + quoted(value) + ", expected an absolute path");
     else if (value.size() > 107 && std::strcmp(key, "socket") == 0)
         add_problem(state, section, key, "path longer than 107 bytes, too long for a UNIX socket");
     else
@@ -127,7 +133,7 @@ void handle_daemon_key(ParseState &state, const char *key, const std::string &va
         else if (value == "development")
             c.mode = DaemonMode::kDevelopment;
         else
-            add_problem(state, s, key, "invalid value '" + value + "', expected production or development");
+            add_problem(state, s, key, "invalid value " + quoted(value) + ", expected production or development");
     } else if (!std::strcmp(key, "socket")) {
         set_path(state, s, key, value, c.socket);
     } else if (!std::strcmp(key, "state_directory")) {
@@ -142,14 +148,14 @@ void handle_daemon_key(ParseState &state, const char *key, const std::string &va
         else if (value == "off")
             c.dbus = false;
         else
-            add_problem(state, s, key, "invalid value '" + value + "', expected system or off");
+            add_problem(state, s, key, "invalid value " + quoted(value) + ", expected system or off");
     } else if (!std::strcmp(key, "log_level")) {
         static const std::set<std::string> levels = {"trace", "debug", "info", "warning", "error"};
         if (levels.count(value))
             c.log_level = value;
         else
             add_problem(state, s, key,
-                        "invalid value '" + value + "', expected trace, debug, info, warning or error");
+                        "invalid value " + quoted(value) + ", expected trace, debug, info, warning or error");
     } else if (!std::strcmp(key, "max_connections")) {
         set_unsigned(state, s, key, value, 1, 65536, c.max_connections);
     } else if (!std::strcmp(key, "max_connections_per_peer")) {
@@ -189,7 +195,7 @@ void handle_mfa_key(ParseState &state, const char *key, const std::string &value
         else if (value == "off")
             c.mfa_mode = MfaMode::kOff;
         else
-            add_problem(state, s, key, "invalid value '" + value + "', expected required, optional or off");
+            add_problem(state, s, key, "invalid value " + quoted(value) + ", expected required, optional or off");
     } else if (!std::strcmp(key, "totp_digits")) {
         set_unsigned(state, s, key, value, 6, 8, c.totp_digits);
     } else if (!std::strcmp(key, "totp_period")) {
@@ -198,7 +204,7 @@ void handle_mfa_key(ParseState &state, const char *key, const std::string &value
         set_unsigned(state, s, key, value, 0, 10, c.totp_window);
     } else if (!std::strcmp(key, "totp_issuer")) {
         if (value.empty() || value.size() > 64 || value.find(':') != std::string::npos)
-            add_problem(state, s, key, "invalid value '" + value + "', expected 1 to 64 bytes without ':'");
+            add_problem(state, s, key, "invalid value " + quoted(value) + ", expected 1 to 64 bytes without ':'");
         else
             c.totp_issuer = value;
     } else {
@@ -271,13 +277,13 @@ void scan_lines(ParseState &state, const std::string &text) {
                 /* blank or comment */
             } else if (t[0] == '[') {
                 if (t.back() != ']' || t.size() < 3)
-                    state.problems->push_back(where + "malformed section header '" + t + "'");
+                    state.problems->push_back(where + "malformed section header " + quoted(t));
                 else
                     section = t.substr(1, t.size() - 2);
             } else if (std::size_t eq = t.find('='); eq != std::string::npos && eq > 0) {
                 state.key_lines.emplace(section + "." + trim(t.substr(0, eq)), number);
             } else if (line[0] != ' ' && line[0] != '\t') {
-                state.problems->push_back(where + "expected 'key = value', found '" + t + "'");
+                state.problems->push_back(where + "expected 'key = value', found " + quoted(t));
             }
         }
         if (end == text.size())
