@@ -5,9 +5,9 @@ namespace {
 
 constexpr std::string_view kReplacementCharacter = "\xEF\xBF\xBD"; /* U+FFFD in UTF-8 */
 
-/* Length of the UTF-8 sequence that lead starts, and the range its second
- * byte must fall in (Unicode 15, table 3-7). The narrowed ranges after E0,
- * ED, F0 and F4 reject overlong forms, surrogates and code points above
+/* Returns the length of the well-formed UTF-8 sequence that lead starts,
+ * and the range its second byte must fall in. The narrowed ranges after
+ * E0, ED, F0 and F4 reject overlong forms, surrogates and code points above
  * U+10FFFF. Returns 0 for a byte that cannot start a sequence. */
 int sequence_length(unsigned char lead, unsigned char &ret_low, unsigned char &ret_high) {
     ret_low = 0x80;

@@ -15,7 +15,7 @@ namespace warden::json {
  * output is always valid UTF-8 and valid JSON. */
 void append_string(std::string &out, std::string_view value);
 
-/* Returns value as a quoted JSON string; see append_string. */
+/* Returns value as a quoted JSON string, escaped as append_string does. */
 std::string quote(std::string_view value);
 
 /* Builds one JSON object with keys in insertion order. Keys are not

@@ -50,8 +50,8 @@ constexpr const char *kBusInterface = "net.warden.Admin1";
 constexpr const char *kErrorNoSuchUser = "net.warden.Admin1.Error.NoSuchUser";
 constexpr const char *kDefaultSystemBus = "unix:path=/run/dbus/system_bus_socket";
 
-/* A failure that ends the command: the message goes to stderr as
- * "wardenctl: MESSAGE", and bus_error names the D-Bus error behind it. */
+/* A failure that ends the command. The message goes to stderr as
+ * "wardenctl: MESSAGE", and bus_error names the D-Bus error behind it, if any. */
 struct CommandError {
     int exit_code;
     std::string message;
@@ -117,14 +117,14 @@ struct BusError {
 /* Turns a failed call into the text after "Failed to ...: ", with a next
  * step for the failures an admin can fix on this host. */
 std::string describe_call_error(const BusError &bus_error, int r) {
-    const sd_bus_error &e = bus_error.error;
-    std::string detail = e.message && *e.message ? e.message : std::strerror(-r);
+    const char *bus_message = bus_error.error.message;
+    std::string detail = bus_message && *bus_message ? bus_message : std::strerror(-r);
     if (bus_error.has_name(SD_BUS_ERROR_SERVICE_UNKNOWN) || bus_error.has_name(SD_BUS_ERROR_NAME_HAS_NO_OWNER))
-        return std::string("wardend is not running: nothing owns ") + kBusName +
-               " on the system bus. Start it with 'systemctl start wardend'";
+        return std::string("wardend is not running (no process owns ") + kBusName +
+               " on the system bus). Start it with 'systemctl start wardend'";
     if (bus_error.has_name(SD_BUS_ERROR_NO_REPLY) || bus_error.has_name(SD_BUS_ERROR_TIMEOUT))
-        return join_sentences("wardend did not reply in time: " + detail,
-                              "Check 'systemctl status wardend' and 'journalctl -u wardend'");
+        return "Timed out waiting for a reply from wardend (" + detail +
+               "). Check 'systemctl status wardend' and 'journalctl -u wardend'";
     if (bus_error.has_name(SD_BUS_ERROR_ACCESS_DENIED))
         return join_sentences(detail, "Run wardenctl as root");
     if (bus_error.has_name(SD_BUS_ERROR_UNKNOWN_METHOD) || bus_error.has_name(SD_BUS_ERROR_UNKNOWN_OBJECT) ||
@@ -157,14 +157,14 @@ public:
         return MessagePtr(ret_r < 0 ? nullptr : reply);
     }
 
-    /* Calls method on wardend, or fails with "Failed to WHAT: reason". */
+    /* Calls method on wardend, or fails with "Failed to ACTION: reason". */
     template <typename... Args>
-    MessagePtr call(const std::string &what, const char *method, const char *types, Args... args) {
+    MessagePtr call(const std::string &action, const char *method, const char *types, Args... args) {
         BusError error;
         int r = 0;
         MessagePtr reply = try_call(error, r, method, types, args...);
         if (!reply)
-            fail("Failed to " + what + ": " + describe_call_error(error, r), error.name());
+            fail("Failed to " + action + ": " + describe_call_error(error, r), error.name());
         return reply;
     }
 
@@ -251,7 +251,7 @@ std::string format_time(std::int64_t seconds) {
     char text[64];
     if (!localtime_r(&time, &local) || std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S%z", &local) == 0)
         return std::to_string(seconds);
-    /* strftime writes the offset as +hhmm; ISO 8601 extended form wants +hh:mm. */
+    /* strftime writes the offset as +hhmm, but the ISO 8601 extended form is +hh:mm. */
     std::string out(text);
     out.insert(out.size() - 2, ":");
     return out;
@@ -309,8 +309,8 @@ std::string format_value(const Value &value, Format format) {
     return std::to_string(number);
 }
 
-/* Makes a label for a key the table does not know: "queue_limit" becomes
- * "Queue limit", so a field added by a newer daemon is still shown. */
+/* Makes a label for a key missing from the field table, such as "New key"
+ * for "new_key", so a field added by a newer daemon is still shown. */
 std::string label_for_key(std::string_view key) {
     std::string label = printable(key);
     for (char &c : label) {
@@ -408,7 +408,7 @@ private:
     std::array<struct sigaction, kPromptSignals.size()> saved_{};
 };
 
-/* Turns terminal echo off on fd while it lives; the newline still echoes
+/* Turns terminal echo off on fd while it lives. The newline still echoes,
  * so the cursor moves on after the hidden input. */
 class EchoOff {
 public:
@@ -430,7 +430,7 @@ private:
     struct termios saved_ {};
 };
 
-/* One line of input: at most kMaxSecretSize bytes are kept, and too_long
+/* One line of input. At most kMaxSecretSize bytes are kept, and too_long
  * records that the line had more. */
 struct SecretLine {
     SecretBuffer value{kMaxSecretSize};
@@ -489,28 +489,28 @@ SecretLine prompt_secret(int tty, const char *prompt) {
     }
 }
 
-/* Reads the new password for user, from standard input (one line, one
- * trailing newline stripped) or from the terminal, asked twice. */
-SecretBuffer read_new_password(bool from_stdin, const std::string &what) {
+/* Reads the new password from standard input (one line, one trailing
+ * newline stripped) or from the terminal, where it is asked twice. */
+SecretBuffer read_new_password(bool from_stdin, const std::string &action) {
     SecretLine line;
     if (from_stdin) {
         (void)read_line(STDIN_FILENO, "standard input", line);
     } else {
         UniqueFd tty(::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC));
         if (!tty)
-            fail("Failed to " + what + ": cannot open the terminal /dev/tty to ask for the password (" +
+            fail("Failed to " + action + ": cannot open the terminal /dev/tty to ask for the password (" +
                  std::strerror(errno) + "). Pass --password-stdin to read it from standard input");
         line = prompt_secret(tty.get(), "New password: ");
         if (!line.too_long && !line.value.empty()) {
             SecretLine again = prompt_secret(tty.get(), "Retype new password: ");
             if (again.too_long || again.value.size() != line.value.size() ||
                 sodium_memcmp(again.value.data(), line.value.data(), line.value.size()) != 0)
-                fail("Failed to " + what + ": the two passwords do not match. Nothing was changed");
+                fail("Failed to " + action + ": the two passwords do not match. Nothing was changed");
         }
     }
     if (line.too_long)
-        fail("Failed to " + what + ": the new password is longer than " + std::to_string(kMaxSecretSize) +
-             " bytes, the most a PAM conversation can carry. Choose a shorter one");
+        fail("Failed to " + action + ": the new password is longer than " + std::to_string(kMaxSecretSize) +
+             " bytes, the maximum a PAM conversation carries (PAM_MAX_RESP_SIZE). Choose a shorter one");
     return std::move(line.value);
 }
 
@@ -519,26 +519,26 @@ struct PasswordPolicy {
     std::uint32_t min_length;
 };
 
-PasswordPolicy get_password_policy(AdminClient &client, const std::string &what) {
-    MessagePtr reply = client.call(what, "GetPasswordPolicy", nullptr);
+PasswordPolicy get_password_policy(AdminClient &client, const std::string &action) {
+    MessagePtr reply = client.call(action, "GetPasswordPolicy", nullptr);
     std::uint64_t memory_kib = 0;
     std::uint64_t iterations = 0;
     std::uint32_t min_length = 0;
     check_read(sd_bus_message_read(reply.get(), "ttu", &memory_kib, &iterations, &min_length), "GetPasswordPolicy");
-    /* Bound the cost before hashing, so a bad reply cannot make wardenctl
-     * allocate without limit or overflow the byte count. */
+    /* Check the cost against libsodium's limits before hashing, so the error
+     * names the configured values and memory_kib * 1024 cannot overflow. */
     constexpr std::uint64_t kMaxMemoryKib = crypto_pwhash_argon2id_MEMLIMIT_MAX / 1024;
     if (memory_kib < crypto_pwhash_argon2id_MEMLIMIT_MIN / 1024 || memory_kib > kMaxMemoryKib ||
         iterations < crypto_pwhash_argon2id_OPSLIMIT_MIN || iterations > crypto_pwhash_argon2id_OPSLIMIT_MAX)
-        fail("Failed to " + what + ": wardend asks for Argon2id at m=" + std::to_string(memory_kib) +
-             " KiB, t=" + std::to_string(iterations) + ", which libsodium cannot compute. Check [password] in " +
-             "the wardend config");
+        fail("Failed to " + action + ": the password policy of wardend requests Argon2id at m=" +
+             std::to_string(memory_kib) + " KiB, t=" + std::to_string(iterations) +
+             ", outside the limits of libsodium. Check [password] in the wardend config");
     return {{memory_kib, iterations}, min_length};
 }
 
 /* Rejects a password the daemon or the host's policy would not accept. */
 void check_new_password(const SecretBuffer &password, const PasswordPolicy &policy, const std::string &user,
-                        const std::string &what) {
+                        const std::string &action) {
     std::string_view view = password.view();
     std::string reason;
     if (view.empty())
@@ -551,13 +551,13 @@ void check_new_password(const SecretBuffer &password, const PasswordPolicy &poli
     else
         reason = PasswordQuality().check(view, /* old_password= */ {}, user);
     if (!reason.empty())
-        fail("Failed to " + what + ": " + reason);
+        fail("Failed to " + action + ": " + reason);
 }
 
-std::string hash_new_password(const SecretBuffer &password, const PasswordPolicy &policy, const std::string &what) {
+std::string hash_new_password(const SecretBuffer &password, const PasswordPolicy &policy, const std::string &action) {
     std::string phc;
     if (!hash_password(password.view(), policy.argon2, phc))
-        fail("Failed to " + what + ": Argon2id hashing at m=" + std::to_string(policy.argon2.memory_kib) +
+        fail("Failed to " + action + ": Argon2id hashing at m=" + std::to_string(policy.argon2.memory_kib) +
              " KiB, t=" + std::to_string(policy.argon2.iterations) +
              " failed, most likely because that much memory could not be allocated");
     return phc;
@@ -589,42 +589,42 @@ const std::string &user_argument(const Invocation &invocation) {
     return name;
 }
 
-/* Fails unless the enrollment of name is as expected, before the admin
- * types a password for a command that cannot succeed. */
-void expect_enrolled(AdminClient &client, const std::string &name, bool enrolled, const std::string &what) {
+/* Checks that name is enrolled, or for a new user that it is not, so the
+ * command fails before the admin types a password for nothing. */
+void expect_enrolled(AdminClient &client, const std::string &name, bool enrolled, const std::string &action) {
     BusError error;
     int r = 0;
     MessagePtr reply = client.try_call(error, r, "GetUser", "s", name.c_str());
     if (!reply && !error.has_name(kErrorNoSuchUser))
-        fail("Failed to " + what + ": " + describe_call_error(error, r), error.name());
+        fail("Failed to " + action + ": " + describe_call_error(error, r), error.name());
     if (reply && !enrolled)
-        fail("Failed to " + what + ": user " + quoted(name) + " is already enrolled. Use 'wardenctl user passwd " +
+        fail("Failed to " + action + ": user " + quoted(name) + " is already enrolled. Use 'wardenctl user passwd " +
                      name + "' to set a new password",
              "net.warden.Admin1.Error.UserExists");
     if (!reply && enrolled)
-        fail("Failed to " + what + ": user " + quoted(name) + " is not enrolled. Use 'wardenctl user add " + name +
+        fail("Failed to " + action + ": user " + quoted(name) + " is not enrolled. Use 'wardenctl user add " + name +
                      "' to enroll it",
              error.name());
 }
 
-/* Shared by user add and user passwd, which differ only in the method. */
+/* Sets the password of a new user (AddUser) or of an enrolled one (SetPassword). */
 void set_new_password(const Invocation &invocation, bool new_user) {
     const std::string &name = user_argument(invocation);
-    const std::string what = new_user ? "add user " + quoted(name) : "set the password of user " + quoted(name);
+    const std::string action = new_user ? "add user " + quoted(name) : "set the password of user " + quoted(name);
     AdminClient client;
-    PasswordPolicy policy = get_password_policy(client, what);
-    expect_enrolled(client, name, /* enrolled= */ !new_user, what);
+    PasswordPolicy policy = get_password_policy(client, action);
+    expect_enrolled(client, name, /* enrolled= */ !new_user, action);
 
-    SecretBuffer password = read_new_password(invocation.password_stdin, what);
-    check_new_password(password, policy, name, what);
-    std::string phc = hash_new_password(password, policy, what);
+    SecretBuffer password = read_new_password(invocation.password_stdin, action);
+    check_new_password(password, policy, name, action);
+    std::string phc = hash_new_password(password, policy, action);
     password = SecretBuffer();
 
     /* The PHC string is no password, but it allows an offline guessing
      * attack, so it is wiped once sent. */
     std::optional<CommandError> error;
     try {
-        client.call(what, new_user ? "AddUser" : "SetPassword", "ss", name.c_str(), phc.c_str());
+        client.call(action, new_user ? "AddUser" : "SetPassword", "ss", name.c_str(), phc.c_str());
     } catch (const CommandError &e) {
         error = e;
     }
@@ -697,7 +697,7 @@ void command_status(const Invocation &invocation) {
 }
 
 /* One row per command. A command is one or two words followed by a fixed
- * number of arguments; groups such as "totp" or "recovery" add rows here. */
+ * number of arguments. Later groups such as "totp" or "recovery" add rows here. */
 struct Command {
     std::array<const char *, 2> words; /* second word null for one-word commands */
     const char *arguments;             /* for the help text */
@@ -753,15 +753,16 @@ const Command &find_command(const std::vector<std::string> &words) {
         if (words[0] != command.words[0])
             continue;
         group_known = true;
-        std::size_t used = command.words[1] ? 2 : 1;
+        std::size_t command_word_count = command.words[1] ? 2 : 1;
         if (command.words[1] && (words.size() < 2 || words[1] != command.words[1]))
             continue;
-        std::size_t given = words.size() - used;
-        if (given < command.argument_count)
+        std::size_t supplied_count = words.size() - command_word_count;
+        if (supplied_count < command.argument_count)
             fail_usage("Missing argument " + std::string(command.arguments) + " for '" + command_synopsis(command) +
                        "'");
-        if (given > command.argument_count)
-            fail_usage("Unexpected argument " + quoted(printable(words[used + command.argument_count])) + " for '" +
+        if (supplied_count > command.argument_count)
+            fail_usage("Unexpected argument " + quoted(printable(words[command_word_count + command.argument_count])) +
+                       " for '" +
                        command_synopsis(command) + "'");
         return command;
     }
@@ -818,8 +819,8 @@ int run(int argc, char **argv, bool &ret_json) {
     const Command &command = find_command(words);
     if (invocation.password_stdin && !command.accepts_password_stdin)
         fail_usage("Option --password-stdin does not apply to '" + command_synopsis(command) + "'");
-    std::size_t used = command.words[1] ? 2 : 1;
-    invocation.arguments.assign(words.begin() + static_cast<std::ptrdiff_t>(used), words.end());
+    std::size_t command_word_count = command.words[1] ? 2 : 1;
+    invocation.arguments.assign(words.begin() + static_cast<std::ptrdiff_t>(command_word_count), words.end());
 
     if (sodium_init() < 0)
         fail("Failed to initialise libsodium");

@@ -28,3 +28,18 @@ $(PAM_PROBE): $(call obj,tests/integration/pam_probe.cpp)
 	$(CXX) $(ALL_CXXFLAGS) -shared $^ -o $@ $(LDHARDEN) -lpam $(shell pkg-config --libs libsodium)
 
 TEST_TOOLS += $(PAM_PROBE)
+
+-include tests/unit.mk
+
+# Integration tests: real libpam, wardend, dbus-daemon and SQLite. Some
+# cases need root (setpriv to another uid) and are skipped without it.
+check-integration: all $(TEST_TOOLS)
+	WARDEN_BUILD=$(abspath $(BUILD)) WARDEN_SANITIZED=$(SAN) python3 tests/integration/run.py
+
+check: check-unit check-integration
+
+check-san:
+	$(MAKE) SAN=1 check
+
+demo: all
+	BUILD=$(BUILD) bash tests/demo.sh

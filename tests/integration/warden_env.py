@@ -274,7 +274,11 @@ class Env:
         if self.bus:
             self.bus.terminate()
             self.bus.wait()
+        log = self.log()
         shutil.rmtree(self.dir, ignore_errors=True)
+        for marker in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
+            if marker in log:
+                raise AssertionError("sanitizer report in wardend's log:\n" + log[-6000:])
 
     # -- store ---------------------------------------------------------
 

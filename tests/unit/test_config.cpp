@@ -3,28 +3,23 @@
  * temporary directory. */
 #include "daemon/config.h"
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
+
+/* Last, because cmocka.h defines macros such as fail and skip. */
+#include "tests/unit/unit_test.h"
 
 namespace {
 
 using namespace warden;
+using test::contains;
+using test::starts_with;
 
 constexpr const char *kPath = "/etc/warden/wardend.conf";
 
@@ -39,27 +34,29 @@ Parsed parse(const std::string &text) {
     return parsed;
 }
 
-bool contains(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
-
-bool starts_with(const std::string &text, const std::string &prefix) {
-    return text.compare(0, prefix.size(), prefix) == 0;
-}
-
-/* Prints the problems, so a failed count shows what was reported. */
-void print_problems(const std::vector<std::string> &problems) {
+/* Asserts that problems has count entries and prints them when it does
+ * not. label names the input in table-driven tests. */
+void assert_problem_count(const std::vector<std::string> &problems, std::size_t count,
+                          const std::string &label = "the input",
+                          std::source_location where = std::source_location::current()) {
+    if (problems.size() == count)
+        return;
+    std::string message = label + ": expected " + std::to_string(count) + " problems, got " +
+                           std::to_string(problems.size());
     for (const std::string &problem : problems)
-        print_message("problem: %s\n", problem.c_str());
+        message += "\n  " + problem;
+    test::fail_at(message, where);
 }
 
-void assert_no_problems(const Parsed &parsed) {
-    print_problems(parsed.problems);
-    assert_int_equal(parsed.problems.size(), 0);
+void assert_no_problems(const Parsed &parsed, const std::string &label = "the text",
+                        std::source_location where = std::source_location::current()) {
+    assert_problem_count(parsed.problems, 0, label, where);
 }
 
 /* Asserts exactly one problem and returns it. */
-std::string single_problem(const Parsed &parsed) {
-    print_problems(parsed.problems);
-    assert_int_equal(parsed.problems.size(), 1);
+std::string single_problem(const Parsed &parsed, const std::string &label = "the text",
+                           std::source_location where = std::source_location::current()) {
+    assert_problem_count(parsed.problems, 1, label, where);
     return parsed.problems[0];
 }
 
@@ -205,14 +202,15 @@ const RangeCase kRanges[] = {
 };
 
 void check_out_of_range(const RangeCase &range, const std::string &value) {
-    print_message("[%s] %s = %s\n", range.section, range.key, value.c_str());
+    std::string label = std::string("[") + range.section + "] " + range.key + " = " + value;
     Parsed parsed = parse(std::string("[") + range.section + "]\n" + range.key + " = " + value + "\n");
-    std::string problem = single_problem(parsed);
-    assert_true(starts_with(problem, std::string(kPath) + ": [" + range.section + "] " + range.key + ": "));
-    assert_true(contains(problem, "'" + value + "'"));
-    assert_true(contains(problem, " " + std::to_string(range.min) + " "));
-    assert_true(contains(problem, " " + std::to_string(range.max)));
-    assert_true(contains(problem, "line 2"));
+    std::string problem = single_problem(parsed, label);
+    WARDEN_ASSERT_FOR(starts_with(problem, std::string(kPath) + ": [" + range.section + "] " + range.key + ": "),
+                      label);
+    WARDEN_ASSERT_FOR(contains(problem, "'" + value + "'"), label);
+    WARDEN_ASSERT_FOR(contains(problem, " " + std::to_string(range.min) + " "), label);
+    WARDEN_ASSERT_FOR(contains(problem, " " + std::to_string(range.max)), label);
+    WARDEN_ASSERT_FOR(contains(problem, "line 2"), label);
 }
 
 void config_integer_out_of_range(void **) {
@@ -234,15 +232,16 @@ void config_integer_at_range_ends(void **) {
             std::string text = std::string(range.section) == "daemon"
                                        ? head + line
                                        : head + "[" + range.section + "]\n" + line;
-            print_message("%s", text.c_str());
+            std::string label = std::string("[") + range.section + "] " + range.key + " = " + std::to_string(value);
             Parsed parsed = parse(text);
-            /* Only the Argon2 floors of development mode may still apply. */
-            bool below_floor = (std::strcmp(range.key, "argon2_memory_kib") == 0 && value < kMinDevArgon2MemoryKib);
+            /* Of the floors, only the Argon2 memory one of development mode
+             * lies above the lowest value the parser takes. */
+            bool below_floor = std::strcmp(range.key, "argon2_memory_kib") == 0 && value < kMinDevArgon2MemoryKib;
             if (below_floor) {
-                std::string problem = single_problem(parsed);
-                assert_true(contains(problem, "below the minimum"));
+                std::string problem = single_problem(parsed, label);
+                WARDEN_ASSERT_FOR(contains(problem, "below the minimum"), label);
             } else {
-                assert_no_problems(parsed);
+                assert_no_problems(parsed, label);
             }
         }
     }
@@ -250,11 +249,12 @@ void config_integer_at_range_ends(void **) {
 
 void config_totp_window_negative_and_huge(void **) {
     for (const char *value : {"-1", "-0", "18446744073709551616", "99999999999999999999999999", "1e3", "0x2"}) {
+        std::string label = std::string("totp_window = ") + value;
         Parsed parsed = parse(std::string("[mfa]\ntotp_window = ") + value + "\n");
-        std::string problem = single_problem(parsed);
-        assert_true(starts_with(problem, std::string(kPath) + ": [mfa] totp_window: "));
-        assert_true(contains(problem, "0 to 10"));
-        assert_int_equal(parsed.config.totp_window, 1);
+        std::string problem = single_problem(parsed, label);
+        WARDEN_ASSERT_FOR(starts_with(problem, std::string(kPath) + ": [mfa] totp_window: "), label);
+        WARDEN_ASSERT_FOR(contains(problem, "0 to 10"), label);
+        WARDEN_ASSERT_FOR(parsed.config.totp_window == 1, label);
     }
 }
 
@@ -300,8 +300,7 @@ void config_mfa_off(void **) {
 
 void config_production_lockout_floor(void **) {
     Parsed production = parse("[lockout]\nfail_interval = 1\nunlock_time = 1\n");
-    print_problems(production.problems);
-    assert_int_equal(production.problems.size(), 2);
+    assert_problem_count(production.problems, 2);
 
     Parsed development = parse("[daemon]\nmode = development\n[lockout]\nfail_interval = 1\nunlock_time = 1\n");
     assert_no_problems(development);
@@ -315,11 +314,10 @@ void config_bad_enumerations(void **) {
         "[mfa]\ntotp_issuer = a:b\n",
     };
     for (const char *text : lines) {
-        print_message("%s", text);
         Parsed parsed = parse(text);
-        std::string problem = single_problem(parsed);
-        assert_true(starts_with(problem, std::string(kPath) + ": ["));
-        assert_true(contains(problem, "line 2"));
+        std::string problem = single_problem(parsed, text);
+        WARDEN_ASSERT_FOR(starts_with(problem, std::string(kPath) + ": ["), text);
+        WARDEN_ASSERT_FOR(contains(problem, "line 2"), text);
     }
 }
 
@@ -345,7 +343,7 @@ void config_line_over_200_bytes(void **) {
     Parsed parsed = parse("[daemon]\n" + line + "\n");
     std::string problem = single_problem(parsed);
     assert_true(starts_with(problem, std::string(kPath) + ": line 2: "));
-    assert_true(contains(problem, "200"));
+    assert_true(contains(problem, "longer than"));
 }
 
 void config_line_of_one_megabyte(void **) {
@@ -364,15 +362,14 @@ void config_long_value_never_truncated(void **) {
         std::string value = "/" + std::string(length - prefix.size(), 'd');
         std::string line = prefix.substr(0, prefix.size() - 1) + value;
         assert_int_equal(line.size(), length);
+        std::string label = "a line of " + std::to_string(length) + " bytes";
         Parsed parsed = parse("[daemon]\n" + line + "\nworkers = 2\n");
-        print_message("line of %zu bytes\n", length);
-        print_problems(parsed.problems);
         if (parsed.problems.empty()) {
-            assert_string_equal(parsed.config.state_directory.c_str(), value.c_str());
-            assert_int_equal(parsed.config.workers, 2);
+            WARDEN_ASSERT_FOR(parsed.config.state_directory == value, label);
+            WARDEN_ASSERT_FOR(parsed.config.workers == 2, label);
         } else {
-            assert_int_equal(parsed.problems.size(), 1);
-            assert_true(starts_with(parsed.problems[0], std::string(kPath) + ": line 2: "));
+            assert_problem_count(parsed.problems, 1, label);
+            WARDEN_ASSERT_FOR(starts_with(parsed.problems[0], std::string(kPath) + ": line 2: "), label);
         }
     }
 }
@@ -439,12 +436,11 @@ void config_several_problems(void **) {
                           "key = value\n"
                           "[lockout]\n"
                           "even_deny_root = perhaps\n");
-    print_problems(parsed.problems);
     /* workers, colour, argon2_iterations, [mfa] mode, totp_window, [extra]
      * key and even_deny_root. */
-    assert_int_equal(parsed.problems.size(), 7);
+    assert_problem_count(parsed.problems, 7);
     for (const std::string &problem : parsed.problems)
-        assert_true(starts_with(problem, std::string(kPath) + ": ["));
+        WARDEN_ASSERT_FOR(starts_with(problem, std::string(kPath) + ": ["), problem);
 }
 
 void config_problems_beside_bad_lines(void **) {
@@ -456,8 +452,7 @@ void config_problems_beside_bad_lines(void **) {
                                          36) +
                              "# " + std::string(300, 'c') + "\n" + "queue_timeout = 0\n";
     Parsed parsed = parse(text);
-    print_problems(parsed.problems);
-    assert_int_equal(parsed.problems.size(), 4);
+    assert_problem_count(parsed.problems, 4);
 }
 
 /* load_config and check_config_files on real files. */
@@ -515,7 +510,6 @@ struct Installation {
         Config config;
         std::vector<std::string> problems;
         bool ok = load_config(config_path, config, problems);
-        print_problems(problems);
         assert_int_equal(ok, problems.empty());
         return problems;
     }
@@ -538,19 +532,19 @@ void files_valid_development(void **) {
      * whether or not that user is root. */
     Installation installation("development");
     std::vector<std::string> problems = installation.load();
-    assert_int_equal(problems.size(), 0);
+    assert_problem_count(problems, 0);
 }
 
 void files_valid_production(void **) {
     Installation installation("production");
     std::vector<std::string> problems = installation.load();
     if (geteuid() == 0) {
-        assert_int_equal(problems.size(), 0);
+        assert_problem_count(problems, 0);
     } else {
         /* Not root: the config, the key and the state directory belong to
          * an untrusted user. */
         assert_int_equal(count_matching(problems, {"owned by uid " + std::to_string(geteuid())}), 3);
-        assert_int_equal(problems.size(), 3);
+        assert_problem_count(problems, 3);
     }
 }
 
@@ -558,7 +552,7 @@ void files_key_missing(void **) {
     Installation installation("development");
     assert_int_equal(unlink(installation.key_path.c_str()), 0);
     std::vector<std::string> problems = installation.load();
-    assert_int_equal(problems.size(), 1);
+    assert_problem_count(problems, 1);
     assert_true(starts_with(problems[0], installation.config_path + ": [daemon] key_file: "));
     assert_true(contains(problems[0], installation.key_path));
     assert_true(contains(problems[0], "--generate-key"));
@@ -568,7 +562,7 @@ void files_key_31_bytes(void **) {
     Installation installation("development");
     write_file(installation.key_path, std::string(31, 'k'), 0600);
     std::vector<std::string> problems = installation.load();
-    assert_int_equal(problems.size(), 1);
+    assert_problem_count(problems, 1);
     assert_true(starts_with(problems[0], installation.config_path + ": [daemon] key_file: "));
     assert_true(contains(problems[0], "31"));
     assert_true(contains(problems[0], "32"));
@@ -578,12 +572,12 @@ void files_key_readable_by_others(void **) {
     Installation installation("development");
     assert_int_equal(chmod(installation.key_path.c_str(), 0644), 0);
     std::vector<std::string> problems = installation.load();
-    assert_int_equal(problems.size(), 1);
+    assert_problem_count(problems, 1);
     assert_true(starts_with(problems[0], installation.config_path + ": [daemon] key_file: "));
     assert_true(contains(problems[0], "0600"));
 
     assert_int_equal(chmod(installation.key_path.c_str(), 0640), 0);
-    assert_int_equal(installation.load().size(), 1);
+    assert_problem_count(installation.load(), 1);
 }
 
 void files_key_is_directory(void **) {
@@ -591,14 +585,14 @@ void files_key_is_directory(void **) {
     assert_int_equal(unlink(installation.key_path.c_str()), 0);
     assert_int_equal(mkdir(installation.key_path.c_str(), 0700), 0);
     std::vector<std::string> problems = installation.load();
-    assert_true(count_matching(problems, {"[daemon] key_file: ", "not a regular file"}) == 1);
+    assert_int_equal(count_matching(problems, {"[daemon] key_file: ", "not a regular file"}), 1);
 }
 
 void files_state_directory_0777(void **) {
     Installation installation("development");
     assert_int_equal(chmod(installation.state_path.c_str(), 0777), 0);
     std::vector<std::string> problems = installation.load();
-    assert_int_equal(problems.size(), 1);
+    assert_problem_count(problems, 1);
     assert_true(starts_with(problems[0], installation.config_path + ": [daemon] state_directory: "));
     assert_true(contains(problems[0], "0777"));
 }
@@ -607,7 +601,7 @@ void files_state_directory_missing(void **) {
     /* wardend creates a missing state directory itself. */
     Installation installation("development");
     assert_int_equal(rmdir(installation.state_path.c_str()), 0);
-    assert_int_equal(installation.load().size(), 0);
+    assert_problem_count(installation.load(), 0);
 }
 
 void files_state_directory_is_file(void **) {
@@ -622,7 +616,7 @@ void files_config_group_writable(void **) {
     Installation installation("development");
     installation.write_config("development", 0660);
     std::vector<std::string> problems = installation.load();
-    assert_int_equal(problems.size(), 1);
+    assert_problem_count(problems, 1);
     assert_true(starts_with(problems[0], installation.config_path + ": "));
     assert_true(contains(problems[0], "0660"));
 }
@@ -633,7 +627,7 @@ void files_config_missing(void **) {
     std::vector<std::string> problems;
     std::string path = dir.path + "/absent.conf";
     assert_false(load_config(path, config, problems));
-    assert_int_equal(problems.size(), 1);
+    assert_problem_count(problems, 1);
     assert_true(starts_with(problems[0], path + ": "));
 }
 
@@ -644,7 +638,7 @@ void files_config_too_large(void **) {
         text += "# padding padding padding padding padding padding padding padding\n";
     write_file(installation.config_path, text, 0600);
     std::vector<std::string> problems = installation.load();
-    assert_int_equal(problems.size(), 1);
+    assert_problem_count(problems, 1);
     assert_true(contains(problems[0], std::to_string(kMaxConfigSize)));
 }
 
@@ -659,7 +653,7 @@ void files_owned_by_other_user(void **) {
     assert_int_equal(chown(installation.key_path.c_str(), 65534, 65534), 0);
     assert_int_equal(chown(installation.state_path.c_str(), 65534, 65534), 0);
     std::vector<std::string> problems = installation.load();
-    assert_int_equal(problems.size(), 2);
+    assert_problem_count(problems, 2);
     assert_int_equal(count_matching(problems, {"[daemon] key_file: ", "owned by uid 65534"}), 1);
     assert_int_equal(count_matching(problems, {"[daemon] state_directory: ", "owned by uid 65534"}), 1);
 }
@@ -671,7 +665,7 @@ void files_several_problems(void **) {
     installation.write_config("development", 0666);
     std::vector<std::string> problems = installation.load();
     /* Key size, key mode, state directory mode and config mode. */
-    assert_int_equal(problems.size(), 4);
+    assert_problem_count(problems, 4);
 }
 
 } // namespace

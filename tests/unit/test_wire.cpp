@@ -5,13 +5,6 @@
 #include "protocol/limits.h"
 #include "protocol/wire.h"
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
 #include <array>
 #include <cstring>
 #include <initializer_list>
@@ -19,6 +12,9 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+/* Last, because cmocka.h defines macros such as fail and skip. */
+#include "tests/unit/unit_test.h"
 
 namespace {
 
@@ -105,11 +101,21 @@ DecodeError decode_error_of(std::span<const std::byte> data) {
 
 DecodeError decode_error_of(const RawFrame &frame) { return decode_error_of(frame.span()); }
 
-void assert_decode_error(const RawFrame &frame, DecodeError expected) {
-    assert_int_equal(static_cast<int>(decode_error_of(frame)), static_cast<int>(expected));
+/* Asserts that frame decodes with the expected error. label names the
+ * row in table-driven tests. */
+void assert_decode_error(const RawFrame &frame, DecodeError expected, const std::string &label = "the frame",
+                         std::source_location where = std::source_location::current()) {
+    DecodeError actual = decode_error_of(frame);
+    if (actual != expected)
+        test::fail_at("decoding " + label + ": expected '" + decode_error_string(expected) + "', got '" +
+                              decode_error_string(actual) + "'",
+                      where);
 }
 
-void assert_decodes(const RawFrame &frame) { assert_decode_error(frame, DecodeError::kNone); }
+void assert_decodes(const RawFrame &frame, const std::string &label = "the frame",
+                    std::source_location where = std::source_location::current()) {
+    assert_decode_error(frame, DecodeError::kNone, label, where);
+}
 
 std::string repeat(char c, std::size_t count) { return std::string(count, c); }
 
@@ -156,7 +162,7 @@ void wire_unknown_version(void **) {
     for (std::uint8_t version : {0, 2, 0xff}) {
         RawFrame frame(version, kAuthenticate);
         frame.field(FieldTag::kService, "sshd").field(FieldTag::kUser, "alice").u32(FieldTag::kFlags, 0);
-        assert_decode_error(frame, DecodeError::kBadVersion);
+        assert_decode_error(frame, DecodeError::kBadVersion, "version " + std::to_string(version));
     }
 }
 
@@ -164,7 +170,7 @@ void wire_unknown_type(void **) {
     for (std::uint8_t type : {0x00, 0x06, 0x0f, 0x13, 0xff}) {
         RawFrame frame(kProtocolVersion, type);
         frame.field(FieldTag::kAnswer, "x");
-        assert_decode_error(frame, DecodeError::kUnknownType);
+        assert_decode_error(frame, DecodeError::kUnknownType, "type " + std::to_string(type));
     }
 }
 
@@ -200,7 +206,7 @@ void wire_unknown_field_tag(void **) {
     for (std::uint8_t tag : {0, kFieldCount, 0x7f, 0xff}) {
         RawFrame frame = authenticate_frame();
         frame.field(tag, "x");
-        assert_decode_error(frame, DecodeError::kUnknownField);
+        assert_decode_error(frame, DecodeError::kUnknownField, "tag " + std::to_string(tag));
     }
 }
 
@@ -291,12 +297,13 @@ void wire_other_fields_over_limit(void **) {
     };
     for (const Case &c : cases) {
         RawFrame at_limit = authenticate_frame();
+        std::string label = "tag " + std::to_string(tag_byte(c.tag));
         at_limit.field(c.tag, repeat('a', c.limit));
-        assert_decodes(at_limit);
+        assert_decodes(at_limit, label);
 
         RawFrame over_limit = authenticate_frame();
         over_limit.field(c.tag, repeat('a', c.limit + 1));
-        assert_decode_error(over_limit, DecodeError::kFieldTooLong);
+        assert_decode_error(over_limit, DecodeError::kFieldTooLong, label);
     }
 
     RawFrame long_service(kProtocolVersion, kAuthenticate);
@@ -366,16 +373,16 @@ void wire_integer_of_wrong_width(void **) {
         RawFrame flags(kProtocolVersion, kAuthenticate);
         flags.field(FieldTag::kService, "sshd").field(FieldTag::kUser, "alice");
         flags.field(FieldTag::kFlags, repeat('\x01', width));
-        assert_decode_error(flags, DecodeError::kBadInteger);
+        assert_decode_error(flags, DecodeError::kBadInteger, "flags of " + std::to_string(width) + " bytes");
 
         RawFrame status(kProtocolVersion, kResultType);
         status.field(FieldTag::kStatus, repeat('\x01', width));
-        assert_decode_error(status, DecodeError::kBadInteger);
+        assert_decode_error(status, DecodeError::kBadInteger, "status of " + std::to_string(width) + " bytes");
     }
     for (std::size_t width : {0, 2, 4}) {
         RawFrame style(kProtocolVersion, kPromptType);
         style.field(FieldTag::kStyle, repeat('\x01', width)).field(FieldTag::kText, "Password: ");
-        assert_decode_error(style, DecodeError::kBadInteger);
+        assert_decode_error(style, DecodeError::kBadInteger, "style of " + std::to_string(width) + " bytes");
     }
 }
 
@@ -383,7 +390,7 @@ void wire_unknown_request_flags(void **) {
     for (std::uint32_t flags : {kFlagKnownMask + 1, 1u << 15, 1u << 31, 0xffffffffu}) {
         RawFrame frame(kProtocolVersion, kAuthenticate);
         frame.field(FieldTag::kService, "sshd").field(FieldTag::kUser, "alice").u32(FieldTag::kFlags, flags);
-        assert_decode_error(frame, DecodeError::kUnknownFlags);
+        assert_decode_error(frame, DecodeError::kUnknownFlags, "flags " + std::to_string(flags));
     }
 
     RawFrame known(kProtocolVersion, kAuthenticate);
@@ -407,12 +414,12 @@ void wire_bad_prompt_style(void **) {
     for (std::uint8_t style : {0, 5, 0xff}) {
         RawFrame frame(kProtocolVersion, kPromptType);
         frame.u8(FieldTag::kStyle, style).field(FieldTag::kText, "Password: ");
-        assert_decode_error(frame, DecodeError::kBadStyle);
+        assert_decode_error(frame, DecodeError::kBadStyle, "style " + std::to_string(style));
     }
     for (std::uint8_t style : {1, 2, 3, 4}) {
         RawFrame frame(kProtocolVersion, kPromptType);
         frame.u8(FieldTag::kStyle, style).field(FieldTag::kText, "Password: ");
-        assert_decodes(frame);
+        assert_decodes(frame, "style " + std::to_string(style));
     }
 }
 
@@ -440,9 +447,10 @@ void wire_error_strings_distinct(void **) {
     std::set<std::string> seen;
     for (int e = static_cast<int>(DecodeError::kNone); e <= static_cast<int>(DecodeError::kBadStyle); e++) {
         const char *text = decode_error_string(static_cast<DecodeError>(e));
-        assert_non_null(text);
-        assert_true(std::strlen(text) > 0);
-        assert_true(seen.insert(text).second);
+        std::string label = "error " + std::to_string(e);
+        WARDEN_ASSERT_FOR(text != nullptr, label);
+        WARDEN_ASSERT_FOR(std::strlen(text) > 0, label);
+        WARDEN_ASSERT_FOR(seen.insert(text).second, label);
     }
 }
 
