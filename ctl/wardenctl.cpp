@@ -123,7 +123,7 @@ std::string describe_call_error(const BusError &bus_error, int r) {
         return std::string("wardend is not running (no process owns ") + kBusName +
                " on the system bus). Start it with 'systemctl start wardend'";
     if (bus_error.has_name(SD_BUS_ERROR_NO_REPLY) || bus_error.has_name(SD_BUS_ERROR_TIMEOUT))
-        return "Timed out waiting for a reply from wardend (" + detail +
+        return "timed out waiting for a reply from wardend (" + detail +
                "). Check 'systemctl status wardend' and 'journalctl -u wardend'";
     if (bus_error.has_name(SD_BUS_ERROR_ACCESS_DENIED))
         return join_sentences(detail, "Run wardenctl as root");

@@ -83,7 +83,8 @@ VerifyResult verify_password(std::string_view phc, std::string_view password,
     std::string stored(phc);
     /* The Argon2id-specific call: the generic crypto_pwhash_str_verify also
      * accepts Argon2i strings. */
-    int rc = crypto_pwhash_argon2id_str_verify(stored.c_str(), password.data(), password.size());
+    const char *bytes = password.empty() ? "" : password.data();
+    int rc = crypto_pwhash_argon2id_str_verify(stored.c_str(), bytes, password.size());
     return rc == 0 ? VerifyResult::kMatch : VerifyResult::kMismatch;
 }
 
@@ -95,7 +96,8 @@ bool needs_rehash(std::string_view phc, const Argon2Policy &policy) {
 
 bool hash_password(std::string_view password, const Argon2Policy &policy, std::string &ret_phc) {
     char out[crypto_pwhash_argon2id_STRBYTES];
-    int rc = crypto_pwhash_argon2id_str(out, password.data(), password.size(), policy.iterations,
+    const char *bytes = password.empty() ? "" : password.data();
+    int rc = crypto_pwhash_argon2id_str(out, bytes, password.size(), policy.iterations,
                                         static_cast<std::size_t>(policy.memory_kib) * 1024);
     if (rc != 0)
         return false;

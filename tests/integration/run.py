@@ -31,7 +31,9 @@ def main():
         suite = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
     runner = unittest.TextTestRunner(verbosity=2, resultclass=CountingResult, stream=sys.stdout)
     result = runner.run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    # A test whose body and cleanup both fail appears twice; count it once.
+    failed_ids = {test.id() for test, _ in result.failures + result.errors}
+    failed = len(failed_ids) + len(result.unexpectedSuccesses)
     skipped = len(result.skipped)
     passed = result.testsRun - failed - skipped
     print("integration: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
