@@ -16,6 +16,7 @@
 #include "protocol/version.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sodium.h>
 #include <systemd/sd-bus.h>
 #include <termios.h>
@@ -369,11 +370,21 @@ constexpr std::array kPromptSignals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP
 
 /* Catches the signals that would stop or kill the process while the
  * terminal has echo off, so the echo can be restored before the signal
- * takes effect. Handlers are installed without SA_RESTART so that a
- * blocked read() returns EINTR. Signals that were ignored stay ignored. */
+ * takes effect. The signals stay blocked except inside ppoll(), which
+ * unblocks them atomically, so one that arrives just before the wait is
+ * not lost. Signals that were ignored stay ignored. */
 class SignalGuard {
 public:
     SignalGuard() {
+        sigset_t blocked;
+        sigemptyset(&blocked);
+        for (int signal_number : kPromptSignals)
+            sigaddset(&blocked, signal_number);
+        (void)sigprocmask(SIG_BLOCK, &blocked, &saved_mask_);
+        wait_mask_ = saved_mask_;
+        for (int signal_number : kPromptSignals)
+            sigdelset(&wait_mask_, signal_number);
+
         struct sigaction action {};
         action.sa_handler = record_signal;
         sigemptyset(&action.sa_mask);
@@ -385,9 +396,28 @@ public:
     }
     SignalGuard(const SignalGuard &) = delete;
     SignalGuard &operator=(const SignalGuard &) = delete;
+
+    /* Restores the handlers before the mask, so a signal still pending
+     * takes the effect it would have had without the guard. */
     ~SignalGuard() {
         for (std::size_t i = 0; i < kPromptSignals.size(); ++i)
             (void)sigaction(kPromptSignals[i], &saved_[i], nullptr);
+        (void)sigprocmask(SIG_SETMASK, &saved_mask_, nullptr);
+    }
+
+    /* Waits until fd is readable. Returns false when a guarded signal
+     * arrived first, and leaves its number in g_caught_signal. */
+    bool wait_readable(int fd) {
+        for (;;) {
+            if (g_caught_signal != 0)
+                return false;
+            struct pollfd poll_fd = {fd, POLLIN, 0};
+            int ready = ppoll(&poll_fd, 1, /* timeout_ts= */ nullptr, &wait_mask_);
+            if (ready < 0 && errno != EINTR)
+                fail(std::string("Failed to wait for input on /dev/tty: ") + std::strerror(errno));
+            if (ready > 0)
+                return true;
+        }
     }
 
     /* Raises signal_number under the disposition the process had before,
@@ -397,15 +427,22 @@ public:
         for (std::size_t i = 0; i < kPromptSignals.size(); ++i) {
             if (kPromptSignals[i] != signal_number)
                 continue;
+            sigset_t only;
+            sigemptyset(&only);
+            sigaddset(&only, signal_number);
             struct sigaction ours {};
             (void)sigaction(signal_number, &saved_[i], &ours);
             (void)raise(signal_number);
+            (void)sigprocmask(SIG_UNBLOCK, &only, nullptr);
+            (void)sigprocmask(SIG_BLOCK, &only, nullptr);
             (void)sigaction(signal_number, &ours, nullptr);
         }
     }
 
 private:
     std::array<struct sigaction, kPromptSignals.size()> saved_{};
+    sigset_t saved_mask_{};
+    sigset_t wait_mask_{};
 };
 
 /* Turns terminal echo off on fd while it lives. The newline still echoes,
@@ -440,17 +477,17 @@ struct SecretLine {
 enum class ReadStatus { kDone, kInterrupted };
 
 /* Reads up to the first newline (not stored) or end of input. Reads byte
- * by byte so nothing after the line is consumed. Returns kInterrupted
- * when a signal recorded by SignalGuard arrives. */
-ReadStatus read_line(int fd, const char *source, SecretLine &line) {
+ * by byte so nothing after the line is consumed. With signals set, it
+ * waits through them and returns kInterrupted when a guarded signal
+ * arrives. */
+ReadStatus read_line(int fd, const char *source, SecretLine &line, SignalGuard *signals = nullptr) {
     for (;;) {
+        if (signals && !signals->wait_readable(fd))
+            return ReadStatus::kInterrupted;
         char c = 0;
         ssize_t n = ::read(fd, &c, 1);
-        if (n < 0 && errno == EINTR) {
-            if (g_caught_signal != 0)
-                return ReadStatus::kInterrupted;
+        if (n < 0 && errno == EINTR)
             continue;
-        }
         if (n < 0)
             fail(std::string("Failed to read the new password from ") + source + ": " + std::strerror(errno));
         if (n == 0 || c == '\n')
@@ -478,7 +515,7 @@ SecretLine prompt_secret(int tty, const char *prompt) {
         {
             EchoOff echo_off(tty);
             (void)!::write(tty, prompt, std::strlen(prompt));
-            status = read_line(tty, "/dev/tty", line);
+            status = read_line(tty, "/dev/tty", line, &signals);
         }
         if (status == ReadStatus::kDone)
             return line;
