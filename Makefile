@@ -26,8 +26,8 @@ HARDENING := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIC
 ALL_CXXFLAGS := -std=c++20 $(WARNINGS) $(HARDENING) $(SANFLAGS) -I. -D_GNU_SOURCE $(CXXFLAGS)
 LDHARDEN := -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS)
 
-PKGS_DAEMON := libsodium libsystemd spdlog inih sqlite3 pwquality
-PKGS_CTL := libsodium libsystemd pwquality
+PKGS_DAEMON := libsodium liboath libsystemd spdlog inih sqlite3 pwquality
+PKGS_CTL := libsodium liboath libsystemd pwquality
 DAEMON_CFLAGS = $(shell pkg-config --cflags $(PKGS_DAEMON))
 DAEMON_LIBS = $(shell pkg-config --libs $(PKGS_DAEMON)) -pthread
 CTL_CFLAGS = $(shell pkg-config --cflags $(PKGS_CTL))
@@ -36,7 +36,7 @@ CTL_LIBS = $(shell pkg-config --libs $(PKGS_CTL))
 PROTOCOL_SRC := protocol/wire.cpp protocol/transport.cpp
 DAEMON_LIB_SRC := daemon/config.cpp daemon/sqlite_store.cpp daemon/password_hash.cpp daemon/hash_pool.cpp \
 	daemon/audit.cpp daemon/log.cpp daemon/daemon.cpp daemon/password_quality.cpp \
-	daemon/conversation.cpp daemon/server.cpp daemon/dbus_api.cpp
+	daemon/conversation.cpp daemon/server.cpp daemon/dbus_api.cpp daemon/totp.cpp daemon/host_key.cpp
 DAEMON_SRC := daemon/main.cpp
 MODULE_SRC := pam_module/pam_warden.cpp pam_module/args.cpp pam_module/client.cpp
 CTL_SRC := ctl/wardenctl.cpp ctl/json.cpp daemon/password_quality.cpp daemon/password_hash.cpp

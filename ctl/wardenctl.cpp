@@ -474,12 +474,12 @@ struct SecretLine {
     bool too_long = false;
 };
 
-enum class ReadStatus { kDone, kInterrupted };
+enum class ReadStatus { kLine, kEndOfInput, kInterrupted };
 
-/* Reads up to the first newline (not stored) or end of input. Reads byte
- * by byte so nothing after the line is consumed. With signals set, it
- * waits through them and returns kInterrupted when a guarded signal
- * arrives. */
+/* Reads up to the first newline (not stored) or end of input, byte by
+ * byte so nothing after the line is consumed. When signals is given, it
+ * waits in SignalGuard::wait_readable and returns kInterrupted when a
+ * guarded signal arrives. */
 ReadStatus read_line(int fd, const char *source, SecretLine &line, SignalGuard *signals = nullptr) {
     for (;;) {
         if (signals && !signals->wait_readable(fd))
@@ -490,8 +490,10 @@ ReadStatus read_line(int fd, const char *source, SecretLine &line, SignalGuard *
             continue;
         if (n < 0)
             fail(std::string("Failed to read the new password from ") + source + ": " + std::strerror(errno));
-        if (n == 0 || c == '\n')
-            return ReadStatus::kDone;
+        if (n == 0)
+            return ReadStatus::kEndOfInput;
+        if (c == '\n')
+            return ReadStatus::kLine;
         if (line.value.size() < line.value.capacity()) {
             line.value.data()[line.value.size()] = c;
             line.value.resize(line.value.size() + 1);
@@ -505,8 +507,8 @@ ReadStatus read_line(int fd, const char *source, SecretLine &line, SignalGuard *
 }
 
 /* Shows prompt on the terminal and reads one line with echo off. A signal
- * such as Ctrl-C restores the terminal and then takes its default effect.
- * After Ctrl-Z and fg, the prompt is shown again and input starts over. */
+ * such as Ctrl-C restores the terminal and then takes the effect it had
+ * before. After Ctrl-Z and fg, the prompt is shown again and input starts over. */
 SecretLine prompt_secret(int tty, const char *prompt) {
     SignalGuard signals;
     for (;;) {
@@ -517,9 +519,11 @@ SecretLine prompt_secret(int tty, const char *prompt) {
             (void)!::write(tty, prompt, std::strlen(prompt));
             status = read_line(tty, "/dev/tty", line, &signals);
         }
-        if (status == ReadStatus::kDone)
+        /* Move past the prompt, which ECHONL did not do without a newline. */
+        if (status != ReadStatus::kLine)
+            (void)!::write(tty, "\n", 1);
+        if (status != ReadStatus::kInterrupted)
             return line;
-        (void)!::write(tty, "\n", 1);
         int signal_number = g_caught_signal;
         g_caught_signal = 0;
         signals.deliver(signal_number);

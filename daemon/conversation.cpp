@@ -1,7 +1,9 @@
 #include "daemon/conversation.h"
 
 #include "daemon/log.h"
+#include "daemon/totp.h"
 #include "protocol/limits.h"
+#include "protocol/recovery_code.h"
 #include "protocol/transport.h"
 #include "protocol/user_name.h"
 
@@ -31,6 +33,20 @@ bool user_name_of(uid_t uid, std::string &ret_name) {
         return false;
     ret_name = result->pw_name;
     return true;
+}
+
+/* Where the code starts in a combined answer: a recovery code typed with
+ * its dash ("xxxxx-xxxxx") if the answer ends in one, otherwise the last
+ * `digits` characters. */
+std::size_t split_combined_answer(std::string_view both, std::size_t digits) {
+    constexpr std::size_t recovery = kRecoveryCodeDisplayChars;
+    std::string normalized;
+    if (both.size() > recovery && both[both.size() - 6] == '-' &&
+        normalize_recovery_code(both.substr(both.size() - recovery), normalized)) {
+        sodium_memzero(normalized.data(), normalized.size());
+        return both.size() - recovery;
+    }
+    return both.size() > digits ? both.size() - digits : 0;
 }
 
 std::string request_name(wire::FrameType type) {
@@ -230,23 +246,24 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
     /* A name that useradd would reject cannot be enrolled; it takes the
      * unknown-user path so the answer looks the same. */
     UserRecord record;
+    SecondFactorState factor;
     bool known = false;
     if (is_valid_user_name(context_.user)) {
         StoreStatus st = daemon_.store().get_user(context_.user, record);
         if (st == StoreStatus::kOk) {
             known = true;
-        } else if (st != StoreStatus::kNotFound) {
+            st = load_second_factor(factor);
+        }
+        if (st != StoreStatus::kOk && st != StoreStatus::kNotFound) {
             log::error("Failed to read user '{}' from the store: {}", context_.user, daemon_.store().last_error());
             audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError}, context_);
             return fail_unavailable("store read failed");
         }
     }
 
-    /* TOTP comes in with the second factor; without an enrolled factor a
-     * required second factor can never be met. */
-    bool has_second_factor = false;
+    /* A pending factor neither authenticates nor counts as enrolled. */
     bool mfa_applies = config_->mfa_mode == MfaMode::kRequired ||
-                       (config_->mfa_mode == MfaMode::kOptional && has_second_factor);
+                       (config_->mfa_mode == MfaMode::kOptional && factor.enrolled());
     bool ask_code = want_code && mfa_applies;
 
     SecretBuffer password;
@@ -270,8 +287,7 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
             if (a == Answer::kAbandoned)
                 return;
             oversized = a == Answer::kOversized;
-            std::size_t digits = config_->totp_digits;
-            std::size_t split = both.size() > digits ? both.size() - digits : 0;
+            std::size_t split = split_combined_answer(both.view(), config_->totp_digits);
             password = SecretBuffer::copy_of(both.view().substr(0, split));
             code = SecretBuffer::copy_of(both.view().substr(split));
             ask_code = false;
@@ -283,8 +299,8 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         }
     }
     if (ask_code) {
-        /* Rule: both prompts are always shown, so the second never tells
-         * whether the password was right. */
+        /* Both prompts are always shown, so the second never tells whether
+         * the password was right. */
         Answer a = ask(kCodePrompt, false, code);
         if (a == Answer::kAbandoned)
             return;
@@ -324,15 +340,28 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         return send_result(PAM_USER_UNKNOWN, kGenericFailure);
     }
 
+    /* The code is checked, and a valid one consumed, whatever the password
+     * was: a watched code buys an attacker no second try. */
+    FactorOutcome second = FactorOutcome::kNotNeeded;
+    if (want_code && mfa_applies) {
+        second = check_second_factor(factor, code.view());
+        if (second == FactorOutcome::kStoreError)
+            return fail_unavailable("store write failed");
+        if (second == FactorOutcome::kKeyError)
+            return fail_unavailable("TOTP secret could not be decrypted");
+    } else if (want_code && !want_password) {
+        second = FactorOutcome::kMissing; /* factors=totp with the second factor off */
+    }
+
     AuditReason reason = AuditReason::kNone;
     if (want_password && oversized)
         reason = AuditReason::kOversized;
     else if (want_password && verdict != VerifyResult::kMatch)
         reason = AuditReason::kPassword;
-    else if (mfa_applies && !has_second_factor)
-        reason = AuditReason::kNoSecondFactor;
-    else if (want_code && !mfa_applies && !want_password)
-        reason = AuditReason::kNoSecondFactor; /* factors=totp with the second factor off */
+    else if (!want_password && oversized)
+        reason = AuditReason::kOversized;
+    else
+        reason = factor_reason(second);
 
     if (reason != AuditReason::kNone) {
         daemon_.counters().auth_failure++;
@@ -367,6 +396,90 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
     daemon_.counters().auth_success++;
     audit({AuditEvent::kAuthSuccess, true}, context_);
     send_result(PAM_SUCCESS);
+}
+
+StoreStatus Conversation::load_second_factor(SecondFactorState &ret_state) {
+    SecondFactorState state;
+    StoreStatus st = daemon_.store().get_totp(context_.user, state.totp);
+    if (st == StoreStatus::kOk)
+        state.totp_active = state.totp.state == TotpState::kActive;
+    else if (st != StoreStatus::kNotFound)
+        return st;
+    st = daemon_.store().count_recovery_codes(context_.user, state.recovery_left);
+    if (st != StoreStatus::kOk)
+        return st;
+    ret_state = std::move(state);
+    return StoreStatus::kOk;
+}
+
+Conversation::FactorOutcome Conversation::check_second_factor(const SecondFactorState &factor,
+                                                              std::string_view code) {
+    if (!factor.enrolled())
+        return FactorOutcome::kMissing;
+    if (code.empty())
+        return FactorOutcome::kEmpty;
+
+    std::string recovery;
+    if (code.size() == config_->totp_digits && factor.totp_active) {
+        SecretBuffer secret;
+        if (!daemon_.key().open(context_.user, factor.totp.sealed_secret, secret)) {
+            log::error("Failed to decrypt the TOTP secret of user '{}': wrong key file or altered record",
+                       context_.user);
+            audit({AuditEvent::kAuthFailure, false, AuditReason::kKeyError}, context_);
+            return FactorOutcome::kKeyError;
+        }
+        TotpParams params{config_->totp_digits, config_->totp_period, config_->totp_window,
+                          parse_totp_algorithm(factor.totp.algorithm).value_or(TotpAlgorithm::kSha1)};
+        TotpMatch match = totp_verify(secret.view(), code, daemon_.now(), params);
+        if (!match.matched)
+            return FactorOutcome::kWrong;
+        StoreStatus st = daemon_.store().consume_totp_step(context_.user, match.step, match.offset);
+        if (st == StoreStatus::kReplay)
+            return FactorOutcome::kReplay;
+        if (st != StoreStatus::kOk) {
+            log::error("Failed to record the TOTP step of user '{}': {}; refusing the code", context_.user,
+                       daemon_.store().last_error());
+            audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError}, context_);
+            return FactorOutcome::kStoreError;
+        }
+        if (match.offset != 0)
+            log::info("Accepted a TOTP code for user '{}' {} step(s) off the current one", context_.user,
+                      match.offset);
+        return FactorOutcome::kAccepted;
+    }
+    if (factor.recovery_left > 0 && normalize_recovery_code(code, recovery)) {
+        std::string hash = daemon_.key().recovery_hash(context_.user, recovery);
+        sodium_memzero(recovery.data(), recovery.size());
+        StoreStatus st = daemon_.store().use_recovery_code(context_.user, hash, daemon_.now());
+        if (st == StoreStatus::kNotFound)
+            return FactorOutcome::kWrong;
+        if (st != StoreStatus::kOk) {
+            log::error("Failed to mark a recovery code of user '{}' as used: {}; refusing it", context_.user,
+                       daemon_.store().last_error());
+            audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError}, context_);
+            return FactorOutcome::kStoreError;
+        }
+        log::info("User '{}' used a recovery code; {} left", context_.user, factor.recovery_left - 1);
+        audit({AuditEvent::kRecoveryUsed, true, AuditReason::kNone, "recovery",
+               std::to_string(factor.recovery_left - 1) + " left"},
+              context_);
+        return FactorOutcome::kAccepted;
+    }
+    return FactorOutcome::kWrong;
+}
+
+AuditReason Conversation::factor_reason(FactorOutcome outcome) noexcept {
+    switch (outcome) {
+    case FactorOutcome::kNotNeeded:
+    case FactorOutcome::kAccepted: return AuditReason::kNone;
+    case FactorOutcome::kMissing:
+    case FactorOutcome::kEmpty: return AuditReason::kNoSecondFactor;
+    case FactorOutcome::kReplay: return AuditReason::kReplay;
+    case FactorOutcome::kStoreError: return AuditReason::kStoreError;
+    case FactorOutcome::kKeyError: return AuditReason::kKeyError;
+    case FactorOutcome::kWrong: break;
+    }
+    return AuditReason::kCode;
 }
 
 void Conversation::handle_account(const wire::Frame &) {

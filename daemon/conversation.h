@@ -31,6 +31,29 @@ public:
 private:
     enum class Answer { kOk, kOversized, kAbandoned };
 
+    /* Outcome of the second factor. */
+    enum class FactorOutcome {
+        kNotNeeded,  /* not asked: mode off, or optional without a factor */
+        kAccepted,   /* a valid TOTP code or unused recovery code, now consumed */
+        kMissing,    /* required, but the user has no confirmed factor */
+        kEmpty,      /* no code given */
+        kWrong,      /* not a valid code */
+        kReplay,     /* a TOTP step at or before the last accepted one */
+        kStoreError, /* the use could not be recorded, so the code is refused */
+        kKeyError,   /* the secret did not decrypt under the host key */
+    };
+
+    struct SecondFactorState {
+        TotpRecord totp;
+        bool totp_active = false;
+        unsigned recovery_left = 0;
+        bool enrolled() const noexcept { return totp_active || recovery_left > 0; }
+    };
+
+    StoreStatus load_second_factor(SecondFactorState &ret_state);
+    FactorOutcome check_second_factor(const SecondFactorState &factor, std::string_view code);
+    static AuditReason factor_reason(FactorOutcome outcome) noexcept;
+
     void dispatch(const wire::Frame &request);
     void handle_authenticate(const wire::Frame &request);
     void handle_account(const wire::Frame &request);

@@ -7,13 +7,22 @@
 
 #include <sodium.h>
 
+#include <cstdlib>
 #include <ctime>
+#include <fstream>
 
 namespace warden {
 
-Daemon::Daemon(std::shared_ptr<const Config> config, std::unique_ptr<Store> store, std::string dummy_hash)
-    : config_(std::move(config)), store_(std::move(store)), dummy_hash_(std::move(dummy_hash)),
+Daemon::Daemon(std::shared_ptr<const Config> config, std::unique_ptr<Store> store, HostKey key,
+               std::string dummy_hash)
+    : config_(std::move(config)), store_(std::move(store)), key_(std::move(key)), dummy_hash_(std::move(dummy_hash)),
       start_time_(std::time(nullptr)) {
+    if (config_->development()) {
+        if (const char *path = secure_getenv("WARDEN_TEST_CLOCK_FILE")) {
+            clock_file_ = path;
+            log::warning("Reading the time from '{}' (development mode test clock)", clock_file_);
+        }
+    }
     pool_ = std::make_unique<HashPool>(config_->effective_workers(), config_->queue_size);
     quality_ = std::make_unique<PasswordQuality>();
 }
@@ -47,7 +56,16 @@ std::string Daemon::check_new_password(std::string_view password, std::string_vi
     return quality_->check(password, old_password, user);
 }
 
-std::int64_t Daemon::now() const { return std::time(nullptr); }
+std::int64_t Daemon::now() const {
+    if (!clock_file_.empty()) {
+        std::ifstream in(clock_file_);
+        long long value = 0;
+        if (in >> value)
+            return value;
+        log::error("Failed to read the test clock from '{}', using the real time", clock_file_);
+    }
+    return std::time(nullptr);
+}
 
 bool make_dummy_hash(const Argon2Policy &policy, std::string &ret_hash) {
     SecretBuffer random(32);

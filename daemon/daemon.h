@@ -3,6 +3,7 @@
 
 #include "daemon/config.h"
 #include "daemon/hash_pool.h"
+#include "daemon/host_key.h"
 #include "daemon/password_hash.h"
 #include "daemon/store.h"
 
@@ -27,7 +28,7 @@ class PasswordQuality;
 
 class Daemon {
 public:
-    Daemon(std::shared_ptr<const Config> config, std::unique_ptr<Store> store, std::string dummy_hash);
+    Daemon(std::shared_ptr<const Config> config, std::unique_ptr<Store> store, HostKey key, std::string dummy_hash);
     ~Daemon();
 
     /* The config in force. A reload swaps it; holders of the old one keep it
@@ -39,6 +40,7 @@ public:
     HashPool &pool() noexcept { return *pool_; }
     Counters &counters() noexcept { return counters_; }
     const std::string &dummy_hash() const noexcept { return dummy_hash_; }
+    const HostKey &key() const noexcept { return key_; }
     Argon2Policy argon2_policy() const;
 
     /* Checks a new password against min_length, the 512-byte limit and the
@@ -47,7 +49,9 @@ public:
     std::string check_new_password(std::string_view password, std::string_view old_password,
                                    const std::string &user) const;
 
-    /* Seconds since the epoch. */
+    /* Seconds since the epoch. In development mode the variable
+     * WARDEN_TEST_CLOCK_FILE may name a file holding the time to use, so
+     * tests can replay fixed TOTP vectors; production ignores it. */
     std::int64_t now() const;
 
     std::int64_t start_time() const noexcept { return start_time_; }
@@ -58,7 +62,9 @@ private:
     std::unique_ptr<Store> store_;
     std::unique_ptr<HashPool> pool_;
     std::unique_ptr<PasswordQuality> quality_;
+    HostKey key_;
     std::string dummy_hash_;
+    std::string clock_file_;
     Counters counters_;
     std::int64_t start_time_;
 };

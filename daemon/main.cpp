@@ -153,6 +153,11 @@ int run(const std::string &config_path) {
         return 1;
     }
 
+    HostKey key;
+    if (!HostKey::load(config.key_file, key, error)) {
+        log::error("Refusing to start: {}", error);
+        return 1;
+    }
     std::unique_ptr<Store> store = open_sqlite_store(config.state_directory, error);
     if (!store) {
         log::error("Refusing to start: {}", error);
@@ -167,7 +172,7 @@ int run(const std::string &config_path) {
     }
 
     auto shared = std::make_shared<const Config>(config);
-    Daemon daemon(shared, std::move(store), std::move(dummy));
+    Daemon daemon(shared, std::move(store), std::move(key), std::move(dummy));
     Server server(daemon);
     if (!server.open_listener(config, error)) {
         log::error("Refusing to start: {}", error);

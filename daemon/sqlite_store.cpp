@@ -28,6 +28,24 @@ const char *const kMigrations[] = {
     "  first_failure INTEGER,"
     "  locked_until INTEGER"
     ") STRICT;",
+    /* 1 -> 2: second factors */
+    "ALTER TABLE users ADD COLUMN totp_last_step INTEGER;"
+    "ALTER TABLE users ADD COLUMN totp_drift INTEGER;"
+    "CREATE TABLE totp ("
+    "  user TEXT PRIMARY KEY NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
+    "  sealed_secret BLOB NOT NULL,"
+    "  algorithm TEXT NOT NULL CHECK (algorithm IN ('SHA1', 'SHA256', 'SHA512')),"
+    "  state TEXT NOT NULL CHECK (state IN ('pending', 'active')),"
+    "  created INTEGER NOT NULL,"
+    "  confirmed INTEGER"
+    ") STRICT;"
+    "CREATE TABLE recovery_codes ("
+    "  user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
+    "  code_hash BLOB NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  used INTEGER,"
+    "  PRIMARY KEY (user, code_hash)"
+    ") STRICT;",
 };
 static_assert(sizeof kMigrations / sizeof kMigrations[0] == kStoreSchemaVersion);
 
@@ -69,7 +87,7 @@ public:
     StoreStatus get_user(const std::string &name, UserRecord &ret_record) override {
         std::lock_guard lock(mutex_);
         Statement s = prepare("SELECT name, password_hash, created, updated, last_login, failures,"
-                              " first_failure, locked_until FROM users WHERE name = ?1");
+                              " first_failure, locked_until, totp_last_step, totp_drift FROM users WHERE name = ?1");
         if (!s)
             return StoreStatus::kError;
         sqlite3_bind_text(s.get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
@@ -87,6 +105,8 @@ public:
         record.failures = static_cast<std::uint32_t>(sqlite3_column_int64(s.get(), 5));
         record.first_failure = column_optional(s.get(), 6);
         record.locked_until = column_optional(s.get(), 7);
+        record.totp_last_step = column_optional(s.get(), 8);
+        record.totp_drift = column_optional(s.get(), 9);
         ret_record = std::move(record);
         return StoreStatus::kOk;
     }
@@ -172,6 +192,161 @@ public:
         return finish_transaction(status);
     }
 
+    StoreStatus get_totp(const std::string &name, TotpRecord &ret_record) override {
+        std::lock_guard lock(mutex_);
+        Statement s = prepare("SELECT sealed_secret, algorithm, state, created, confirmed FROM totp WHERE user = ?1");
+        if (!s)
+            return StoreStatus::kError;
+        bind_text(s.get(), 1, name);
+        int rc = sqlite3_step(s.get());
+        if (rc == SQLITE_DONE)
+            return StoreStatus::kNotFound;
+        if (rc != SQLITE_ROW)
+            return fail(rc);
+        TotpRecord record;
+        const void *blob = sqlite3_column_blob(s.get(), 0);
+        int size = sqlite3_column_bytes(s.get(), 0);
+        if (blob && size > 0)
+            record.sealed_secret.assign(static_cast<const char *>(blob), static_cast<std::size_t>(size));
+        record.algorithm = text_column(s.get(), 1);
+        record.state = text_column(s.get(), 2) == "active" ? TotpState::kActive : TotpState::kPending;
+        record.created = sqlite3_column_int64(s.get(), 3);
+        record.confirmed = column_optional(s.get(), 4);
+        ret_record = std::move(record);
+        return StoreStatus::kOk;
+    }
+
+    StoreStatus put_totp(const std::string &name, const TotpRecord &record, bool force) override {
+        std::lock_guard lock(mutex_);
+        if (StoreStatus st = exec("BEGIN IMMEDIATE"); st != StoreStatus::kOk)
+            return st;
+        StoreStatus status = user_exists(name);
+        if (status == StoreStatus::kOk && !force) {
+            Statement q = prepare("SELECT 1 FROM totp WHERE user = ?1 AND state = 'active'");
+            if (!q) {
+                status = StoreStatus::kError;
+            } else {
+                bind_text(q.get(), 1, name);
+                int rc = sqlite3_step(q.get());
+                if (rc == SQLITE_ROW)
+                    status = StoreStatus::kExists;
+                else if (rc != SQLITE_DONE)
+                    status = fail(rc);
+            }
+        }
+        if (status == StoreStatus::kOk) {
+            Statement s = prepare("INSERT OR REPLACE INTO totp (user, sealed_secret, algorithm, state, created)"
+                                  " VALUES (?1, ?2, ?3, 'pending', ?4)");
+            status = s ? StoreStatus::kOk : StoreStatus::kError;
+            if (s) {
+                bind_text(s.get(), 1, name);
+                sqlite3_bind_blob(s.get(), 2, record.sealed_secret.data(),
+                                  static_cast<int>(record.sealed_secret.size()), SQLITE_TRANSIENT);
+                bind_text(s.get(), 3, record.algorithm);
+                sqlite3_bind_int64(s.get(), 4, record.created);
+                status = step_done(s.get());
+            }
+        }
+        return finish_transaction(status);
+    }
+
+    StoreStatus confirm_totp(const std::string &name, std::int64_t step, std::int64_t now) override {
+        std::lock_guard lock(mutex_);
+        if (StoreStatus st = exec("BEGIN IMMEDIATE"); st != StoreStatus::kOk)
+            return st;
+        StoreStatus status = advance_step(name, step, std::nullopt);
+        if (status == StoreStatus::kOk) {
+            Statement s = prepare("UPDATE totp SET state = 'active', confirmed = ?2 WHERE user = ?1"
+                                  " AND state = 'pending'");
+            status = s ? StoreStatus::kOk : StoreStatus::kError;
+            if (s) {
+                bind_text(s.get(), 1, name);
+                sqlite3_bind_int64(s.get(), 2, now);
+                status = step_done(s.get());
+                if (status == StoreStatus::kOk && sqlite3_changes(db_.get()) == 0)
+                    status = StoreStatus::kNotFound;
+            }
+        }
+        return finish_transaction(status);
+    }
+
+    StoreStatus remove_totp(const std::string &name) override {
+        std::lock_guard lock(mutex_);
+        Statement s = prepare("DELETE FROM totp WHERE user = ?1");
+        if (!s)
+            return StoreStatus::kError;
+        bind_text(s.get(), 1, name);
+        StoreStatus status = step_done(s.get());
+        if (status == StoreStatus::kOk && sqlite3_changes(db_.get()) == 0)
+            return StoreStatus::kNotFound;
+        return status;
+    }
+
+    StoreStatus consume_totp_step(const std::string &name, std::int64_t step, std::int64_t drift) override {
+        std::lock_guard lock(mutex_);
+        if (StoreStatus st = exec("BEGIN IMMEDIATE"); st != StoreStatus::kOk)
+            return st;
+        return finish_transaction(advance_step(name, step, drift));
+    }
+
+    StoreStatus set_recovery_codes(const std::string &name, const std::vector<std::string> &hashes,
+                                   std::int64_t now) override {
+        std::lock_guard lock(mutex_);
+        if (StoreStatus st = exec("BEGIN IMMEDIATE"); st != StoreStatus::kOk)
+            return st;
+        StoreStatus status = user_exists(name);
+        if (status == StoreStatus::kOk) {
+            Statement d = prepare("DELETE FROM recovery_codes WHERE user = ?1");
+            status = d ? StoreStatus::kOk : StoreStatus::kError;
+            if (d) {
+                bind_text(d.get(), 1, name);
+                status = step_done(d.get());
+            }
+        }
+        for (const std::string &hash : hashes) {
+            if (status != StoreStatus::kOk)
+                break;
+            Statement s = prepare("INSERT INTO recovery_codes (user, code_hash, created) VALUES (?1, ?2, ?3)");
+            if (!s) {
+                status = StoreStatus::kError;
+                break;
+            }
+            bind_text(s.get(), 1, name);
+            sqlite3_bind_blob(s.get(), 2, hash.data(), static_cast<int>(hash.size()), SQLITE_TRANSIENT);
+            sqlite3_bind_int64(s.get(), 3, now);
+            status = step_done(s.get());
+        }
+        return finish_transaction(status);
+    }
+
+    StoreStatus use_recovery_code(const std::string &name, const std::string &hash, std::int64_t now) override {
+        std::lock_guard lock(mutex_);
+        Statement s = prepare("UPDATE recovery_codes SET used = ?3 WHERE user = ?1 AND code_hash = ?2"
+                              " AND used IS NULL");
+        if (!s)
+            return StoreStatus::kError;
+        bind_text(s.get(), 1, name);
+        sqlite3_bind_blob(s.get(), 2, hash.data(), static_cast<int>(hash.size()), SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s.get(), 3, now);
+        StoreStatus status = step_done(s.get());
+        if (status == StoreStatus::kOk && sqlite3_changes(db_.get()) == 0)
+            return StoreStatus::kNotFound;
+        return status;
+    }
+
+    StoreStatus count_recovery_codes(const std::string &name, unsigned &ret_unused) override {
+        std::lock_guard lock(mutex_);
+        Statement s = prepare("SELECT count(*) FROM recovery_codes WHERE user = ?1 AND used IS NULL");
+        if (!s)
+            return StoreStatus::kError;
+        bind_text(s.get(), 1, name);
+        int rc = sqlite3_step(s.get());
+        if (rc != SQLITE_ROW)
+            return fail(rc);
+        ret_unused = static_cast<unsigned>(sqlite3_column_int64(s.get(), 0));
+        return StoreStatus::kOk;
+    }
+
     std::string last_error() const override {
         std::lock_guard lock(error_mutex_);
         return last_error_;
@@ -243,6 +418,44 @@ private:
         return rc == SQLITE_OK ? StoreStatus::kOk : fail(rc);
     }
 
+    StoreStatus user_exists(const std::string &name) {
+        Statement s = prepare("SELECT 1 FROM users WHERE name = ?1");
+        if (!s)
+            return StoreStatus::kError;
+        bind_text(s.get(), 1, name);
+        int rc = sqlite3_step(s.get());
+        if (rc == SQLITE_ROW)
+            return StoreStatus::kOk;
+        return rc == SQLITE_DONE ? StoreStatus::kNotFound : fail(rc);
+    }
+
+    /* Moves the user's TOTP watermark to step; the caller holds a write
+     * transaction, so the check and the update cannot interleave with
+     * another login's. */
+    StoreStatus advance_step(const std::string &name, std::int64_t step, std::optional<std::int64_t> drift) {
+        Statement q = prepare("SELECT totp_last_step FROM users WHERE name = ?1");
+        if (!q)
+            return StoreStatus::kError;
+        bind_text(q.get(), 1, name);
+        int rc = sqlite3_step(q.get());
+        if (rc == SQLITE_DONE)
+            return StoreStatus::kNotFound;
+        if (rc != SQLITE_ROW)
+            return fail(rc);
+        std::optional<std::int64_t> last = column_optional(q.get(), 0);
+        if (last && step <= *last)
+            return StoreStatus::kReplay;
+        Statement u = prepare(drift ? "UPDATE users SET totp_last_step = ?2, totp_drift = ?3 WHERE name = ?1"
+                                    : "UPDATE users SET totp_last_step = ?2 WHERE name = ?1");
+        if (!u)
+            return StoreStatus::kError;
+        bind_text(u.get(), 1, name);
+        sqlite3_bind_int64(u.get(), 2, step);
+        if (drift)
+            sqlite3_bind_int64(u.get(), 3, *drift);
+        return step_done(u.get());
+    }
+
     StoreStatus finish_transaction(StoreStatus status) {
         if (status == StoreStatus::kOk) {
             StoreStatus commit = exec("COMMIT");
@@ -275,6 +488,7 @@ const char *store_status_string(StoreStatus status) noexcept {
     case StoreStatus::kOk: return "ok";
     case StoreStatus::kNotFound: return "not found";
     case StoreStatus::kExists: return "already exists";
+    case StoreStatus::kReplay: return "replayed code";
     case StoreStatus::kFull: return "disk full";
     case StoreStatus::kError: return "store error";
     }

@@ -14,6 +14,7 @@ enum class StoreStatus {
     kOk,
     kNotFound,   /* no such user */
     kExists,     /* user already enrolled */
+    kReplay,     /* a TOTP step at or before the last accepted one */
     kFull,       /* disk full: nothing was written */
     kError,      /* any other failure: nothing was written */
 };
@@ -29,6 +30,18 @@ struct UserRecord {
     std::uint32_t failures = 0;
     std::optional<std::int64_t> first_failure;
     std::optional<std::int64_t> locked_until;
+    std::optional<std::int64_t> totp_last_step; /* kept when the factor is removed */
+    std::optional<std::int64_t> totp_drift;     /* steps, at the last accepted code */
+};
+
+enum class TotpState { kPending, kActive };
+
+struct TotpRecord {
+    std::string sealed_secret; /* nonce and ciphertext, see HostKey::seal */
+    std::string algorithm;     /* SHA1, SHA256 or SHA512 */
+    TotpState state = TotpState::kPending;
+    std::int64_t created = 0;
+    std::optional<std::int64_t> confirmed;
 };
 
 class Store {
@@ -48,6 +61,32 @@ public:
     virtual StoreStatus record_success(const std::string &name, std::int64_t now,
                                        const std::optional<std::string> &new_hash) = 0;
 
+    virtual StoreStatus get_totp(const std::string &name, TotpRecord &ret_record) = 0;
+
+    /* Stores a pending factor. An active one is replaced only with force;
+     * otherwise kExists. */
+    virtual StoreStatus put_totp(const std::string &name, const TotpRecord &record, bool force) = 0;
+
+    /* Activates a pending factor with the step of a valid code, in one
+     * transaction with the replay check: a step at or before the user's
+     * last accepted step gives kReplay and changes nothing. */
+    virtual StoreStatus confirm_totp(const std::string &name, std::int64_t step, std::int64_t now) = 0;
+
+    virtual StoreStatus remove_totp(const std::string &name) = 0;
+
+    /* Records an accepted TOTP step and its drift, in one transaction with
+     * the replay check (kReplay when step is not after the last one). */
+    virtual StoreStatus consume_totp_step(const std::string &name, std::int64_t step, std::int64_t drift) = 0;
+
+    /* Replaces the user's recovery codes with these keyed hashes. */
+    virtual StoreStatus set_recovery_codes(const std::string &name, const std::vector<std::string> &hashes,
+                                           std::int64_t now) = 0;
+
+    /* Marks one unused code as used; kNotFound when it is not an unused code. */
+    virtual StoreStatus use_recovery_code(const std::string &name, const std::string &hash, std::int64_t now) = 0;
+
+    virtual StoreStatus count_recovery_codes(const std::string &name, unsigned &ret_unused) = 0;
+
     /* The last error text of the backend, for the operational log. */
     virtual std::string last_error() const = 0;
 };
@@ -59,6 +98,6 @@ public:
 std::unique_ptr<Store> open_sqlite_store(const std::string &directory, std::string &ret_error);
 
 /* Schema version this build writes. */
-inline constexpr int kStoreSchemaVersion = 1;
+inline constexpr int kStoreSchemaVersion = 2;
 
 } // namespace warden
