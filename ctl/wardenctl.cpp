@@ -10,6 +10,7 @@
 #include "daemon/password_hash.h"
 #include "daemon/password_quality.h"
 #include "daemon/secret.h"
+#include "protocol/admin_bus.h"
 #include "protocol/limits.h"
 #include "protocol/unique_fd.h"
 #include "protocol/user_name.h"
@@ -45,10 +46,10 @@ constexpr int kExitSuccess = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
-constexpr const char *kBusName = "net.warden.Admin1";
-constexpr const char *kBusPath = "/net/warden/Admin1";
-constexpr const char *kBusInterface = "net.warden.Admin1";
-constexpr const char *kErrorNoSuchUser = "net.warden.Admin1.Error.NoSuchUser";
+using bus::kErrorNoSuchUser;
+constexpr const char *kBusName = bus::kName;
+constexpr const char *kBusPath = bus::kPath;
+constexpr const char *kBusInterface = bus::kInterface;
 constexpr const char *kDefaultSystemBus = "unix:path=/run/dbus/system_bus_socket";
 
 /* A failure that ends the command. The message goes to stderr as
@@ -641,7 +642,7 @@ void expect_enrolled(AdminClient &client, const std::string &name, bool enrolled
     if (reply && !enrolled)
         fail("Failed to " + action + ": user " + quoted(name) + " is already enrolled. Use 'wardenctl user passwd " +
                      name + "' to set a new password",
-             "net.warden.Admin1.Error.UserExists");
+             bus::kErrorUserExists);
     if (!reply && enrolled)
         fail("Failed to " + action + ": user " + quoted(name) + " is not enrolled. Use 'wardenctl user add " + name +
                      "' to enroll it",

@@ -25,6 +25,9 @@ Daemon::Daemon(std::shared_ptr<const Config> config, std::unique_ptr<Store> stor
     }
     pool_ = std::make_unique<HashPool>(config_->effective_workers(), config_->queue_size);
     quality_ = std::make_unique<PasswordQuality>();
+    if (!quality_->load_error().empty())
+        log::warning("Failed to read /etc/security/pwquality.conf: {}; using libpwquality's defaults",
+                     quality_->load_error());
 }
 
 Daemon::~Daemon() { pool_->stop(); }
@@ -52,7 +55,7 @@ std::string Daemon::check_new_password(std::string_view password, std::string_vi
     if (password.size() > kMaxSecretSize)
         return "The new password is longer than " + std::to_string(kMaxSecretSize) + " bytes.";
     if (password.size() < c->min_length)
-        return "The new password is shorter than " + std::to_string(c->min_length) + " characters.";
+        return "The new password is shorter than " + std::to_string(c->min_length) + " bytes.";
     return quality_->check(password, old_password, user);
 }
 

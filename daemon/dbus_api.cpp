@@ -3,6 +3,8 @@
 #include "daemon/audit.h"
 #include "daemon/log.h"
 #include "daemon/password_hash.h"
+#include "daemon/totp.h"
+#include "protocol/recovery_code.h"
 #include "protocol/user_name.h"
 #include "protocol/version.h"
 
@@ -18,11 +20,7 @@
 namespace warden {
 namespace {
 
-constexpr const char *kErrorAccessDenied = "net.warden.Admin1.Error.AccessDenied";
-constexpr const char *kErrorNoSuchUser = "net.warden.Admin1.Error.NoSuchUser";
-constexpr const char *kErrorUserExists = "net.warden.Admin1.Error.UserExists";
-constexpr const char *kErrorInvalidArgument = "net.warden.Admin1.Error.InvalidArgument";
-constexpr const char *kErrorStoreFailed = "net.warden.Admin1.Error.StoreFailed";
+using namespace bus;
 
 struct BusDeleter {
     void operator()(sd_bus *bus) const noexcept { sd_bus_flush_close_unref(bus); }
@@ -210,6 +208,190 @@ int method_remove_user(sd_bus_message *m, void *userdata, sd_bus_error *error) {
     });
 }
 
+int method_get_totp_policy(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+    return guarded(error, [&] {
+        Daemon &daemon = daemon_of(userdata);
+        Caller caller;
+        if (int r = authorize(m, daemon, caller, error); r < 0)
+            return r;
+        auto c = daemon.config();
+        std::string issuer = c->totp_issuer;
+        if (issuer.empty()) {
+            char host[256] = {};
+            if (gethostname(host, sizeof host - 1) == 0)
+                issuer = host;
+            if (issuer.empty())
+                issuer = "Warden";
+        }
+        return sd_bus_reply_method_return(m, "uus", c->totp_digits, c->totp_period, issuer.c_str());
+    });
+}
+
+int method_enroll_totp(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+    return guarded(error, [&] {
+        Daemon &daemon = daemon_of(userdata);
+        Caller caller;
+        if (int r = authorize(m, daemon, caller, error); r < 0)
+            return r;
+        const char *name = nullptr;
+        const void *bytes = nullptr;
+        std::size_t size = 0;
+        const char *algorithm = nullptr;
+        int force = 0;
+        if (int r = sd_bus_message_read(m, "s", &name); r < 0)
+            return r;
+        if (int r = sd_bus_message_read_array(m, 'y', &bytes, &size); r < 0)
+            return r;
+        if (int r = sd_bus_message_read(m, "sb", &algorithm, &force); r < 0)
+            return r;
+        if (int r = check_name(name, error); r < 0)
+            return r;
+        auto parsed = parse_totp_algorithm(algorithm);
+        if (!parsed)
+            return sd_bus_error_setf(error, kErrorInvalidArgument,
+                                     "Unknown TOTP algorithm '%s': expected SHA1, SHA256 or SHA512, refusing.",
+                                     algorithm);
+        if (size < kMinTotpSecretBytes || size > kMaxTotpSecretBytes)
+            return sd_bus_error_setf(error, kErrorInvalidArgument,
+                                     "A TOTP secret must be 16 to 64 bytes (128 to 512 bits), got %zu, refusing.",
+                                     size);
+        TotpRecord record;
+        record.algorithm = totp_algorithm_name(*parsed);
+        record.created = daemon.now();
+        if (!daemon.key().seal(name, std::string_view(static_cast<const char *>(bytes), size),
+                               record.sealed_secret))
+            return sd_bus_error_setf(error, kErrorKeyFailed, "Failed to encrypt the secret.");
+        StoreStatus st = daemon.store().put_totp(name, record, force != 0);
+        if (st == StoreStatus::kExists)
+            return sd_bus_error_setf(error, kErrorFactorExists,
+                                     "User '%s' already has an active TOTP factor; use --force to replace it, "
+                                     "refusing.",
+                                     name);
+        if (st != StoreStatus::kOk)
+            return store_error(daemon, st, name, "enroll", error);
+        log::info("Enrolled a pending TOTP factor ({}) for user '{}' (by uid {})", record.algorithm, name,
+                  caller.uid);
+        audit({AuditEvent::kEnroll, true, AuditReason::kNone, "totp", "pending until confirmed"},
+              admin_context(name, caller));
+        return sd_bus_reply_method_return(m, "");
+    });
+}
+
+int method_confirm_totp(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+    return guarded(error, [&] {
+        Daemon &daemon = daemon_of(userdata);
+        Caller caller;
+        if (int r = authorize(m, daemon, caller, error); r < 0)
+            return r;
+        const char *name = nullptr;
+        const char *code = nullptr;
+        if (int r = sd_bus_message_read(m, "ss", &name, &code); r < 0)
+            return r;
+        if (int r = check_name(name, error); r < 0)
+            return r;
+        TotpRecord record;
+        StoreStatus st = daemon.store().get_totp(name, record);
+        if (st == StoreStatus::kNotFound || (st == StoreStatus::kOk && record.state != TotpState::kPending))
+            return sd_bus_error_setf(error, kErrorNoPendingFactor,
+                                     "User '%s' has no pending TOTP factor; run 'wardenctl totp enroll %s' first.",
+                                     name, name);
+        if (st != StoreStatus::kOk)
+            return store_error(daemon, st, name, "read the TOTP factor of", error);
+        SecretBuffer secret;
+        if (!daemon.key().open(name, record.sealed_secret, secret)) {
+            log::error("Failed to decrypt the pending TOTP secret of user '{}': wrong key file or altered record",
+                       name);
+            audit({AuditEvent::kConfirm, false, AuditReason::kKeyError, "totp"}, admin_context(name, caller));
+            return sd_bus_error_setf(error, kErrorKeyFailed,
+                                     "The stored secret does not decrypt under the host key; enroll again.");
+        }
+        auto c = daemon.config();
+        TotpParams params{c->totp_digits, c->totp_period, c->totp_window,
+                          parse_totp_algorithm(record.algorithm).value_or(TotpAlgorithm::kSha1)};
+        TotpMatch match = totp_verify(secret.view(), code, daemon.now(), params);
+        if (!match.matched) {
+            audit({AuditEvent::kConfirm, false, AuditReason::kCode, "totp"}, admin_context(name, caller));
+            return sd_bus_error_setf(error, kErrorInvalidCode,
+                                     "The code does not match; check the device's clock and try the current "
+                                     "code, refusing.");
+        }
+        st = daemon.store().confirm_totp(name, match.step, daemon.now());
+        if (st == StoreStatus::kReplay) {
+            audit({AuditEvent::kConfirm, false, AuditReason::kReplay, "totp"}, admin_context(name, caller));
+            return sd_bus_error_setf(error, kErrorReplayedCode,
+                                     "That code was already used; wait for the next one, refusing.");
+        }
+        if (st != StoreStatus::kOk)
+            return store_error(daemon, st, name, "confirm the TOTP factor of", error);
+        log::info("Confirmed the TOTP factor of user '{}' (by uid {})", name, caller.uid);
+        audit({AuditEvent::kConfirm, true, AuditReason::kNone, "totp"}, admin_context(name, caller));
+        return sd_bus_reply_method_return(m, "");
+    });
+}
+
+int method_remove_totp(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+    return guarded(error, [&] {
+        Daemon &daemon = daemon_of(userdata);
+        Caller caller;
+        if (int r = authorize(m, daemon, caller, error); r < 0)
+            return r;
+        const char *name = nullptr;
+        if (int r = sd_bus_message_read(m, "s", &name); r < 0)
+            return r;
+        if (int r = check_name(name, error); r < 0)
+            return r;
+        StoreStatus st = daemon.store().remove_totp(name);
+        if (st == StoreStatus::kNotFound)
+            return sd_bus_error_setf(error, kErrorNoSuchUser, "User '%s' has no TOTP factor.", name);
+        if (st != StoreStatus::kOk)
+            return store_error(daemon, st, name, "remove the TOTP factor of", error);
+        log::info("Removed the TOTP factor of user '{}' (by uid {})", name, caller.uid);
+        audit({AuditEvent::kRemove, true, AuditReason::kNone, "totp"}, admin_context(name, caller));
+        return sd_bus_reply_method_return(m, "");
+    });
+}
+
+int method_set_recovery_codes(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+    return guarded(error, [&] {
+        Daemon &daemon = daemon_of(userdata);
+        Caller caller;
+        if (int r = authorize(m, daemon, caller, error); r < 0)
+            return r;
+        const char *name = nullptr;
+        if (int r = sd_bus_message_read(m, "s", &name); r < 0)
+            return r;
+        if (int r = check_name(name, error); r < 0)
+            return r;
+        if (int r = sd_bus_message_enter_container(m, 'a', "s"); r < 0)
+            return r;
+        std::vector<std::string> hashes;
+        const char *code = nullptr;
+        int r;
+        while ((r = sd_bus_message_read(m, "s", &code)) > 0) {
+            std::string normalized;
+            if (!normalize_recovery_code(code, normalized))
+                return sd_bus_error_setf(error, kErrorInvalidArgument,
+                                         "A recovery code is not 10 characters of the recovery alphabet, refusing.");
+            hashes.push_back(daemon.key().recovery_hash(name, normalized));
+            sodium_memzero(normalized.data(), normalized.size());
+        }
+        if (r < 0)
+            return r;
+        if (int rr = sd_bus_message_exit_container(m); rr < 0)
+            return rr;
+        if (hashes.size() != kRecoveryCodeCount)
+            return sd_bus_error_setf(error, kErrorInvalidArgument, "Expected %zu recovery codes, got %zu, refusing.",
+                                     kRecoveryCodeCount, hashes.size());
+        StoreStatus st = daemon.store().set_recovery_codes(name, hashes, daemon.now());
+        if (st != StoreStatus::kOk)
+            return store_error(daemon, st, name, "store recovery codes for", error);
+        log::info("Generated new recovery codes for user '{}' (by uid {}); the old ones no longer work", name,
+                  caller.uid);
+        audit({AuditEvent::kRecoveryGenerated, true, AuditReason::kNone, "recovery"}, admin_context(name, caller));
+        return sd_bus_reply_method_return(m, "");
+    });
+}
+
 int method_list_users(sd_bus_message *m, void *userdata, sd_bus_error *error) {
     return guarded(error, [&] {
         Daemon &daemon = daemon_of(userdata);
@@ -268,6 +450,17 @@ int method_get_user(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         if (st != StoreStatus::kOk)
             return store_error(daemon, st, name, "read", error);
 
+        TotpRecord totp;
+        StoreStatus totp_status = daemon.store().get_totp(name, totp);
+        if (totp_status != StoreStatus::kOk && totp_status != StoreStatus::kNotFound)
+            return store_error(daemon, totp_status, name, "read", error);
+        const char *totp_state = totp_status == StoreStatus::kNotFound ? "none"
+                                 : totp.state == TotpState::kActive   ? "active"
+                                                                      : "pending";
+        unsigned recovery_left = 0;
+        if (StoreStatus rs = daemon.store().count_recovery_codes(name, recovery_left); rs != StoreStatus::kOk)
+            return store_error(daemon, rs, name, "read", error);
+
         Argon2Params params;
         std::string algorithm = "unsupported";
         if (parse_argon2id(record.password_hash, params))
@@ -294,6 +487,14 @@ int method_get_user(sd_bus_message *m, void *userdata, sd_bus_error *error) {
             r = append_entry(p, "failures", "u", record.failures);
         if (r >= 0)
             r = append_entry(p, "locked_until", "x", record.locked_until.value_or(0));
+        if (r >= 0)
+            r = append_entry(p, "totp", "s", totp_state);
+        if (r >= 0 && totp_status == StoreStatus::kOk)
+            r = append_entry(p, "totp_algorithm", "s", totp.algorithm.c_str());
+        if (r >= 0 && record.totp_drift)
+            r = append_entry(p, "totp_drift", "x", *record.totp_drift);
+        if (r >= 0)
+            r = append_entry(p, "recovery_codes", "u", recovery_left);
         if (r >= 0)
             r = sd_bus_message_close_container(p);
         if (r < 0)
@@ -375,6 +576,11 @@ const sd_bus_vtable kVtable[] = {
     SD_BUS_METHOD("SetPassword", "ss", "", method_set_password, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("RemoveUser", "s", "", method_remove_user, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("ListUsers", "", "as", method_list_users, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("GetTotpPolicy", "", "uus", method_get_totp_policy, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("EnrollTotp", "saysb", "", method_enroll_totp, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("ConfirmTotp", "ss", "", method_confirm_totp, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("RemoveTotp", "s", "", method_remove_totp, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("SetRecoveryCodes", "sas", "", method_set_recovery_codes, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("GetUser", "s", "a{sv}", method_get_user, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("GetStatus", "", "a{sv}", method_get_status, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_VTABLE_END,
@@ -402,15 +608,15 @@ bool AdminBus::start(std::string &ret_error) {
         return false;
     }
     sd_bus_slot *slot = nullptr;
-    r = sd_bus_add_object_vtable(bus, &slot, kBusPath, kBusInterface, kVtable, &daemon_);
+    r = sd_bus_add_object_vtable(bus, &slot, kPath, kInterface, kVtable, &daemon_);
     state->slot.reset(slot);
     if (r < 0) {
-        ret_error = std::string("failed to export ") + kBusPath + ": " + std::strerror(-r);
+        ret_error = std::string("failed to export ") + kPath + ": " + std::strerror(-r);
         return false;
     }
-    r = sd_bus_request_name(bus, kBusName, 0);
+    r = sd_bus_request_name(bus, kName, 0);
     if (r < 0) {
-        ret_error = std::string("failed to acquire the bus name ") + kBusName + ": " + std::strerror(-r);
+        ret_error = std::string("failed to acquire the bus name ") + kName + ": " + std::strerror(-r);
         return false;
     }
     state->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -443,7 +649,7 @@ bool AdminBus::start(std::string &ret_error) {
                 return;
         }
     });
-    log::info("Serving {} on the system bus", kBusName);
+    log::info("Serving {} on the system bus", kName);
     return true;
 }
 

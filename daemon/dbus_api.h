@@ -7,6 +7,7 @@
 #pragma once
 
 #include "daemon/daemon.h"
+#include "protocol/admin_bus.h"
 
 #include <atomic>
 #include <string>
@@ -14,9 +15,6 @@
 
 namespace warden {
 
-inline constexpr const char *kBusName = "net.warden.Admin1";
-inline constexpr const char *kBusPath = "/net/warden/Admin1";
-inline constexpr const char *kBusInterface = "net.warden.Admin1";
 
 class AdminBus {
 public:

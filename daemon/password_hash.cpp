@@ -102,6 +102,7 @@ bool hash_password(std::string_view password, const Argon2Policy &policy, std::s
     if (rc != 0)
         return false;
     ret_phc.assign(out);
+    sodium_memzero(out, sizeof out);
     return true;
 }
 

@@ -4,17 +4,21 @@
 
 #include <pwquality.h>
 
+#include <cstring>
+
 namespace warden {
 
 PasswordQuality::PasswordQuality() {
     settings_ = pwquality_default_settings();
     if (settings_) {
         void *aux = nullptr;
-        /* A missing or unreadable file keeps the defaults; the error is not fatal. */
+        /* A missing or unreadable file keeps the defaults; callers log
+         * load_error() and carry on. */
         int rc = pwquality_read_config(settings_, nullptr, &aux);
         if (rc != 0) {
             char buf[PWQ_MAX_ERROR_MESSAGE_LEN];
-            (void)pwquality_strerror(buf, sizeof buf, rc, aux);
+            const char *message = pwquality_strerror(buf, sizeof buf, rc, aux);
+            load_error_ = message ? message : "unknown error";
         }
     }
 }
@@ -44,6 +48,9 @@ std::string PasswordQuality::check(std::string_view password, std::string_view o
         return {};
     char buf[PWQ_MAX_ERROR_MESSAGE_LEN];
     const char *message = pwquality_strerror(buf, sizeof buf, score, aux);
+    if (score == PWQ_ERROR_CRACKLIB_CHECK && message && std::strstr(message, "error loading dictionary"))
+        return "The password dictionary could not be loaded; install cracklib-runtime or set dictcheck = 0 "
+               "in /etc/security/pwquality.conf.";
     return std::string("The new password fails the host's quality policy: ") +
            (message ? message : "unknown reason") + ".";
 }

@@ -30,7 +30,7 @@ class ChangePasswordTest(EnvTestCase):
 
     def test_policy_rejections(self):
         cases = {
-            "short": ("short pw", "shorter than 12 characters"),
+            "short": ("short pw", "shorter than 12 bytes"),
             "empty": ("", "The new password is empty."),
             "oversized": ("x" * 513, "longer than 512 bytes"),
             "simplistic": ("aaaaaaaaaaaaaaaa", "fails the host's quality policy"),

@@ -182,7 +182,32 @@ class StoreTest(EnvTestCase):
         self.assertEqual(stat.S_IMODE(os.stat(os.path.join(env.state, "warden.db")).st_mode), 0o600)
         with env.db() as db:
             self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
-            self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 1)
+            self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
+
+    def test_migrates_version_one_store(self):
+        """A store written by the first schema is migrated in place and its
+        users keep logging in."""
+        env = self.make_env()
+        os.mkdir(env.state, 0o700)
+        path = os.path.join(env.state, "warden.db")
+        import sqlite3
+        db = sqlite3.connect(path)
+        db.executescript("""
+            CREATE TABLE users (name TEXT PRIMARY KEY NOT NULL, password_hash TEXT NOT NULL,
+              created INTEGER NOT NULL, updated INTEGER NOT NULL, last_login INTEGER,
+              failures INTEGER NOT NULL DEFAULT 0, first_failure INTEGER, locked_until INTEGER) STRICT;
+            PRAGMA user_version = 1;""")
+        db.execute("INSERT INTO users (name, password_hash, created, updated) VALUES (?, ?, 1, 1)",
+                   ("alice", env.hash(P1)))
+        db.commit()
+        db.close()
+        os.chmod(path, 0o600)
+        env.start_daemon()
+        self.assertEqual(env.pam("alice", [P1]).code, PAM_SUCCESS)
+        with env.db() as db:
+            self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        self.assertTrue({"users", "totp", "recovery_codes"} <= tables, tables)
 
     def test_corrupt_store_refused(self):
         env = self.make_env()
