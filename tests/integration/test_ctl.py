@@ -188,7 +188,7 @@ class BusPolicyTest(EnvTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         r = env.ctl("user", "list", as_user="nobody")
         self.assertEqual(r.returncode, 1)
-        self.assertIn("rejected send message", r.stderr)
+        self.assertIn("Rejected send message", r.stderr)
         self.assertNotIn("Only root may call", r.stderr, "the bus refused before wardend saw the call")
         # A non-root process may not take the name either.
         proc = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "busctl",
