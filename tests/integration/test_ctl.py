@@ -196,7 +196,7 @@ class BusPolicyTest(EnvTestCase):
                                "org.freedesktop.DBus", "RequestName", "su", "net.warden.Admin1", "0"],
                               env=env.env(), capture_output=True, text=True)
         self.assertNotEqual(proc.returncode, 0)
-        self.assertIn("not allowed to own", proc.stderr)
+        self.assertIn("Access denied", proc.stderr)
 
 
 if __name__ == "__main__":
