@@ -6,241 +6,34 @@
  * string. The daemon authorises every call itself, so this program needs
  * no privilege of its own. */
 
+#include "ctl/admin_client.h"
+#include "ctl/command.h"
 #include "ctl/json.h"
+#include "ctl/password_input.h"
 #include "daemon/password_hash.h"
 #include "daemon/password_quality.h"
 #include "daemon/secret.h"
 #include "protocol/admin_bus.h"
-#include "protocol/limits.h"
-#include "protocol/unique_fd.h"
-#include "protocol/user_name.h"
 #include "protocol/version.h"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <sodium.h>
 #include <systemd/sd-bus.h>
-#include <termios.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <csignal>
+#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <exception>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
-#include <variant>
 #include <vector>
 
 namespace warden::ctl {
 namespace {
-
-constexpr int kExitSuccess = 0;
-constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
-
-using bus::kErrorNoSuchUser;
-constexpr const char *kBusName = bus::kName;
-constexpr const char *kBusPath = bus::kPath;
-constexpr const char *kBusInterface = bus::kInterface;
-constexpr const char *kDefaultSystemBus = "unix:path=/run/dbus/system_bus_socket";
-
-/* A failure that ends the command. The message goes to stderr as
- * "wardenctl: MESSAGE", and bus_error names the D-Bus error behind it, if any. */
-struct CommandError {
-    int exit_code;
-    std::string message;
-    std::string bus_error;
-};
-
-[[noreturn]] void fail(std::string message, std::string bus_error = {}) {
-    throw CommandError{kExitFailure, std::move(message), std::move(bus_error)};
-}
-
-[[noreturn]] void fail_usage(std::string message) {
-    throw CommandError{kExitUsage, std::move(message), {}};
-}
-
-std::string quoted(std::string_view value) {
-    return "'" + std::string(value) + "'";
-}
-
-/* Joins two sentences, adding the period the first may lack. Bus error
- * messages from wardend end with one, local messages do not. */
-std::string join_sentences(std::string_view first, std::string_view second) {
-    std::string text(first);
-    if (!text.empty() && text.back() != '.')
-        text += '.';
-    return text + " " + std::string(second);
-}
-
-/* Replaces control bytes in a string from the daemon before it reaches the
- * terminal, so a stored value cannot send escape sequences. */
-std::string printable(std::string_view value) {
-    std::string out(value);
-    for (char &c : out) {
-        unsigned char byte = static_cast<unsigned char>(c);
-        if (byte < 0x20 || byte == 0x7F)
-            c = '?';
-    }
-    return out;
-}
-
-/* ---- D-Bus client ---- */
-
-struct BusDeleter {
-    void operator()(sd_bus *bus) const noexcept { sd_bus_flush_close_unref(bus); }
-};
-struct MessageDeleter {
-    void operator()(sd_bus_message *message) const noexcept { sd_bus_message_unref(message); }
-};
-using MessagePtr = std::unique_ptr<sd_bus_message, MessageDeleter>;
-
-/* An sd_bus_error that frees itself. */
-struct BusError {
-    sd_bus_error error = SD_BUS_ERROR_NULL;
-
-    BusError() = default;
-    BusError(const BusError &) = delete;
-    BusError &operator=(const BusError &) = delete;
-    ~BusError() { sd_bus_error_free(&error); }
-
-    bool has_name(const char *name) const { return sd_bus_error_has_name(&error, name) > 0; }
-    std::string name() const { return error.name ? error.name : ""; }
-};
-
-/* Turns a failed call into the text after "Failed to ...: ", with a next
- * step for the failures an admin can fix on this host. */
-std::string describe_call_error(const BusError &bus_error, int r) {
-    const char *bus_message = bus_error.error.message;
-    std::string detail = bus_message && *bus_message ? bus_message : std::strerror(-r);
-    if (bus_error.has_name(SD_BUS_ERROR_SERVICE_UNKNOWN) || bus_error.has_name(SD_BUS_ERROR_NAME_HAS_NO_OWNER))
-        return std::string("wardend is not running (no process owns ") + kBusName +
-               " on the system bus). Start it with 'systemctl start wardend'";
-    if (bus_error.has_name(SD_BUS_ERROR_NO_REPLY) || bus_error.has_name(SD_BUS_ERROR_TIMEOUT))
-        return "timed out waiting for a reply from wardend (" + detail +
-               "). Check 'systemctl status wardend' and 'journalctl -u wardend'";
-    if (bus_error.has_name(SD_BUS_ERROR_ACCESS_DENIED))
-        return join_sentences(detail, "Run wardenctl as root");
-    if (bus_error.has_name(SD_BUS_ERROR_UNKNOWN_METHOD) || bus_error.has_name(SD_BUS_ERROR_UNKNOWN_OBJECT) ||
-        bus_error.has_name(SD_BUS_ERROR_UNKNOWN_INTERFACE))
-        return join_sentences(detail, "The running wardend may be older than wardenctl " WARDEN_VERSION);
-    return detail;
-}
-
-class AdminClient {
-public:
-    /* Connects to the system bus, or to DBUS_SYSTEM_BUS_ADDRESS when set. */
-    AdminClient() {
-        sd_bus *bus = nullptr;
-        int r = sd_bus_open_system(&bus);
-        bus_.reset(bus);
-        if (r < 0) {
-            const char *address = secure_getenv("DBUS_SYSTEM_BUS_ADDRESS");
-            fail("Failed to connect to the system bus at " + quoted(address ? address : kDefaultSystemBus) +
-                 ": " + std::strerror(-r) + ". Check that dbus is running, or set DBUS_SYSTEM_BUS_ADDRESS");
-        }
-    }
-
-    /* Calls method on wardend. Returns the reply, or null with ret_error
-     * and ret_r filled when the call failed. */
-    template <typename... Args>
-    MessagePtr try_call(BusError &ret_error, int &ret_r, const char *method, const char *types, Args... args) {
-        sd_bus_message *reply = nullptr;
-        ret_r = sd_bus_call_method(bus_.get(), kBusName, kBusPath, kBusInterface, method, &ret_error.error, &reply,
-                                   types, args...);
-        return MessagePtr(ret_r < 0 ? nullptr : reply);
-    }
-
-    /* Calls method on wardend, or fails with "Failed to ACTION: reason". */
-    template <typename... Args>
-    MessagePtr call(const std::string &action, const char *method, const char *types, Args... args) {
-        BusError error;
-        int r = 0;
-        MessagePtr reply = try_call(error, r, method, types, args...);
-        if (!reply)
-            fail("Failed to " + action + ": " + describe_call_error(error, r), error.name());
-        return reply;
-    }
-
-private:
-    std::unique_ptr<sd_bus, BusDeleter> bus_;
-};
-
-void check_read(int r, const char *method) {
-    if (r < 0)
-        fail(std::string("Failed to read the reply of wardend to ") + method + ": " + std::strerror(-r) +
-             ". wardend and wardenctl " WARDEN_VERSION " may be of different versions");
-}
-
-/* One value of an a{sv} reply, kept with its D-Bus type class. */
-using Value = std::variant<std::string, std::int64_t, std::uint64_t, bool>;
-
-struct Property {
-    std::string key;
-    Value value;
-};
-
-Value read_basic_value(sd_bus_message *reply, char type, const char *method) {
-    union {
-        const char *string;
-        int boolean;
-        std::uint8_t u8;
-        std::int16_t i16;
-        std::uint16_t u16;
-        std::int32_t i32;
-        std::uint32_t u32;
-        std::int64_t i64;
-        std::uint64_t u64;
-    } raw{};
-    check_read(sd_bus_message_read_basic(reply, type, &raw), method);
-    switch (type) {
-    case 's':
-    case 'o':
-    case 'g': return std::string(raw.string);
-    case 'b': return raw.boolean != 0;
-    case 'y': return std::uint64_t{raw.u8};
-    case 'n': return std::int64_t{raw.i16};
-    case 'q': return std::uint64_t{raw.u16};
-    case 'i': return std::int64_t{raw.i32};
-    case 'u': return std::uint64_t{raw.u32};
-    case 'x': return raw.i64;
-    default: return raw.u64;
-    }
-}
-
-/* Reads an a{sv} reply in the order the daemon sent it. Entries whose
- * value is not a string, integer or boolean are skipped. */
-std::vector<Property> read_properties(sd_bus_message *reply, const char *method) {
-    std::vector<Property> properties;
-    check_read(sd_bus_message_enter_container(reply, 'a', "{sv}"), method);
-    for (;;) {
-        int r = sd_bus_message_enter_container(reply, 'e', "sv");
-        check_read(r, method);
-        if (r == 0)
-            break;
-        const char *key = nullptr;
-        check_read(sd_bus_message_read_basic(reply, 's', &key), method);
-        const char *contents = nullptr;
-        check_read(sd_bus_message_peek_type(reply, nullptr, &contents), method);
-        check_read(sd_bus_message_enter_container(reply, 'v', contents), method);
-        if (std::strlen(contents) == 1 && std::strchr("sogbynqiuxt", contents[0]))
-            properties.push_back({key, read_basic_value(reply, contents[0], method)});
-        else
-            check_read(sd_bus_message_skip(reply, contents), method);
-        check_read(sd_bus_message_exit_container(reply), method);
-        check_read(sd_bus_message_exit_container(reply), method);
-    }
-    check_read(sd_bus_message_exit_container(reply), method);
-    return properties;
-}
 
 /* ---- Output ---- */
 
@@ -259,7 +52,7 @@ std::string format_time(std::int64_t seconds) {
     return out;
 }
 
-enum class Format { kPlain, kTime, kLockTime };
+enum class Format { kPlain, kTime, kLockTime, kSteps };
 
 struct Field {
     const char *key;
@@ -270,6 +63,9 @@ struct Field {
 constexpr Field kUserFields[] = {
     {"name", "User", Format::kPlain},
     {"password", "Password", Format::kPlain},
+    {"totp", "TOTP", Format::kPlain},
+    {"totp_drift", "Last TOTP drift", Format::kSteps},
+    {"recovery_codes", "Recovery codes left", Format::kPlain},
     {"created", "Created", Format::kTime},
     {"updated", "Updated", Format::kTime},
     {"last_login", "Last login", Format::kTime},
@@ -308,7 +104,25 @@ std::string format_value(const Value &value, Format format) {
         return number <= std::time(nullptr) ? "not locked" : format_time(number);
     if (format == Format::kTime)
         return format_time(number);
+    if (format == Format::kSteps)
+        return (number > 0 ? "+" : "") + std::to_string(number) + (number == 1 || number == -1 ? " step" : " steps");
     return std::to_string(number);
+}
+
+/* Folds totp_algorithm into the totp entry, as "active (SHA1)", so that
+ * the text output shows the factor on one line. */
+void merge_totp_algorithm(std::vector<Property> &properties) {
+    auto has_key = [](const char *key) { return [key](const Property &property) { return property.key == key; }; };
+    auto state = std::find_if(properties.begin(), properties.end(), has_key("totp"));
+    auto algorithm = std::find_if(properties.begin(), properties.end(), has_key("totp_algorithm"));
+    if (state == properties.end() || algorithm == properties.end())
+        return;
+    auto *state_text = std::get_if<std::string>(&state->value);
+    const auto *algorithm_text = std::get_if<std::string>(&algorithm->value);
+    if (!state_text || !algorithm_text)
+        return;
+    *state_text += " (" + *algorithm_text + ")";
+    properties.erase(algorithm);
 }
 
 /* Makes a label for a key missing from the field table, such as "New key"
@@ -353,207 +167,6 @@ std::string properties_to_json(const std::vector<Property> &properties) {
     for (const Property &property : properties)
         std::visit([&](const auto &value) { object.add(property.key, value); }, property.value);
     return object.finish();
-}
-
-void print_json(const std::string &object) {
-    std::printf("%s\n", object.c_str());
-}
-
-/* ---- Reading a new password ---- */
-
-volatile std::sig_atomic_t g_caught_signal = 0;
-
-void record_signal(int signal_number) {
-    g_caught_signal = signal_number;
-}
-
-constexpr std::array kPromptSignals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP};
-
-/* Catches the signals that would stop or kill the process while the
- * terminal has echo off, so the echo can be restored before the signal
- * takes effect. The signals stay blocked except inside ppoll(), which
- * unblocks them atomically, so one that arrives just before the wait is
- * not lost. Signals that were ignored stay ignored. */
-class SignalGuard {
-public:
-    SignalGuard() {
-        sigset_t blocked;
-        sigemptyset(&blocked);
-        for (int signal_number : kPromptSignals)
-            sigaddset(&blocked, signal_number);
-        (void)sigprocmask(SIG_BLOCK, &blocked, &saved_mask_);
-        wait_mask_ = saved_mask_;
-        for (int signal_number : kPromptSignals)
-            sigdelset(&wait_mask_, signal_number);
-
-        struct sigaction action {};
-        action.sa_handler = record_signal;
-        sigemptyset(&action.sa_mask);
-        for (std::size_t i = 0; i < kPromptSignals.size(); ++i) {
-            (void)sigaction(kPromptSignals[i], nullptr, &saved_[i]);
-            if (saved_[i].sa_handler != SIG_IGN)
-                (void)sigaction(kPromptSignals[i], &action, nullptr);
-        }
-    }
-    SignalGuard(const SignalGuard &) = delete;
-    SignalGuard &operator=(const SignalGuard &) = delete;
-
-    /* Restores the handlers before the mask, so a signal still pending
-     * takes the effect it would have had without the guard. */
-    ~SignalGuard() {
-        for (std::size_t i = 0; i < kPromptSignals.size(); ++i)
-            (void)sigaction(kPromptSignals[i], &saved_[i], nullptr);
-        (void)sigprocmask(SIG_SETMASK, &saved_mask_, nullptr);
-    }
-
-    /* Waits until fd is readable. Returns false when a guarded signal
-     * arrived first, and leaves its number in g_caught_signal. */
-    bool wait_readable(int fd) {
-        for (;;) {
-            if (g_caught_signal != 0)
-                return false;
-            struct pollfd poll_fd = {fd, POLLIN, 0};
-            int ready = ppoll(&poll_fd, 1, /* timeout_ts= */ nullptr, &wait_mask_);
-            if (ready < 0 && errno != EINTR)
-                fail(std::string("Failed to wait for input on /dev/tty: ") + std::strerror(errno));
-            if (ready > 0)
-                return true;
-        }
-    }
-
-    /* Raises signal_number under the disposition the process had before,
-     * then catches it again if the process is still running (after a stop
-     * and continue, or when the old handler returned). */
-    void deliver(int signal_number) {
-        for (std::size_t i = 0; i < kPromptSignals.size(); ++i) {
-            if (kPromptSignals[i] != signal_number)
-                continue;
-            sigset_t only;
-            sigemptyset(&only);
-            sigaddset(&only, signal_number);
-            struct sigaction ours {};
-            (void)sigaction(signal_number, &saved_[i], &ours);
-            (void)raise(signal_number);
-            (void)sigprocmask(SIG_UNBLOCK, &only, nullptr);
-            (void)sigprocmask(SIG_BLOCK, &only, nullptr);
-            (void)sigaction(signal_number, &ours, nullptr);
-        }
-    }
-
-private:
-    std::array<struct sigaction, kPromptSignals.size()> saved_{};
-    sigset_t saved_mask_{};
-    sigset_t wait_mask_{};
-};
-
-/* Turns terminal echo off on fd while it lives. The newline still echoes,
- * so the cursor moves on after the hidden input. */
-class EchoOff {
-public:
-    explicit EchoOff(int fd) : fd_(fd) {
-        if (tcgetattr(fd_, &saved_) < 0)
-            fail(std::string("Failed to read the terminal settings of /dev/tty: ") + std::strerror(errno));
-        struct termios quiet = saved_;
-        quiet.c_lflag &= static_cast<tcflag_t>(~ECHO);
-        quiet.c_lflag |= ECHONL;
-        if (tcsetattr(fd_, TCSAFLUSH, &quiet) < 0)
-            fail(std::string("Failed to turn off echo on /dev/tty: ") + std::strerror(errno));
-    }
-    EchoOff(const EchoOff &) = delete;
-    EchoOff &operator=(const EchoOff &) = delete;
-    ~EchoOff() { (void)tcsetattr(fd_, TCSAFLUSH, &saved_); }
-
-private:
-    int fd_;
-    struct termios saved_ {};
-};
-
-/* One line of input. At most kMaxSecretSize bytes are kept, and too_long
- * records that the line had more. */
-struct SecretLine {
-    SecretBuffer value{kMaxSecretSize};
-    bool too_long = false;
-};
-
-enum class ReadStatus { kLine, kEndOfInput, kInterrupted };
-
-/* Reads up to the first newline (not stored) or end of input, byte by
- * byte so nothing after the line is consumed. When signals is given, it
- * waits in SignalGuard::wait_readable and returns kInterrupted when a
- * guarded signal arrives. */
-ReadStatus read_line(int fd, const char *source, SecretLine &line, SignalGuard *signals = nullptr) {
-    for (;;) {
-        if (signals && !signals->wait_readable(fd))
-            return ReadStatus::kInterrupted;
-        char c = 0;
-        ssize_t n = ::read(fd, &c, 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            fail(std::string("Failed to read the new password from ") + source + ": " + std::strerror(errno));
-        if (n == 0)
-            return ReadStatus::kEndOfInput;
-        if (c == '\n')
-            return ReadStatus::kLine;
-        if (line.value.size() < line.value.capacity()) {
-            line.value.data()[line.value.size()] = c;
-            line.value.resize(line.value.size() + 1);
-        } else {
-            /* Keep draining to the newline so the rest of the line cannot
-             * reach the shell, but store nothing more. */
-            line.too_long = true;
-        }
-        c = 0;
-    }
-}
-
-/* Shows prompt on the terminal and reads one line with echo off. A signal
- * such as Ctrl-C restores the terminal and then takes the effect it had
- * before. After Ctrl-Z and fg, the prompt is shown again and input starts over. */
-SecretLine prompt_secret(int tty, const char *prompt) {
-    SignalGuard signals;
-    for (;;) {
-        SecretLine line;
-        ReadStatus status;
-        {
-            EchoOff echo_off(tty);
-            (void)!::write(tty, prompt, std::strlen(prompt));
-            status = read_line(tty, "/dev/tty", line, &signals);
-        }
-        /* Move past the prompt, which ECHONL did not do without a newline. */
-        if (status != ReadStatus::kLine)
-            (void)!::write(tty, "\n", 1);
-        if (status != ReadStatus::kInterrupted)
-            return line;
-        int signal_number = g_caught_signal;
-        g_caught_signal = 0;
-        signals.deliver(signal_number);
-    }
-}
-
-/* Reads the new password from standard input (one line, one trailing
- * newline stripped) or from the terminal, where it is asked twice. */
-SecretBuffer read_new_password(bool from_stdin, const std::string &action) {
-    SecretLine line;
-    if (from_stdin) {
-        (void)read_line(STDIN_FILENO, "standard input", line);
-    } else {
-        UniqueFd tty(::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC));
-        if (!tty)
-            fail("Failed to " + action + ": cannot open the terminal /dev/tty to ask for the password (" +
-                 std::strerror(errno) + "). Pass --password-stdin to read it from standard input");
-        line = prompt_secret(tty.get(), "New password: ");
-        if (!line.too_long && !line.value.empty()) {
-            SecretLine again = prompt_secret(tty.get(), "Retype new password: ");
-            if (again.too_long || again.value.size() != line.value.size() ||
-                sodium_memcmp(again.value.data(), line.value.data(), line.value.size()) != 0)
-                fail("Failed to " + action + ": the two passwords do not match. Nothing was changed");
-        }
-    }
-    if (line.too_long)
-        fail("Failed to " + action + ": the new password is longer than " + std::to_string(kMaxSecretSize) +
-             " bytes, the maximum a PAM conversation carries (PAM_MAX_RESP_SIZE). Choose a shorter one");
-    return std::move(line.value);
 }
 
 struct PasswordPolicy {
@@ -607,37 +220,13 @@ std::string hash_new_password(const SecretBuffer &password, const PasswordPolicy
 
 /* ---- Commands ---- */
 
-struct Invocation {
-    bool json = false;
-    bool password_stdin = false;
-    std::vector<std::string> arguments; /* the words after the command */
-};
-
-void print_done(const Invocation &invocation, const std::string &user, const std::string &text) {
-    if (invocation.json) {
-        json::ObjectWriter object;
-        object.add("ok", true);
-        object.add("user", user);
-        print_json(object.finish());
-    } else {
-        std::printf("%s\n", text.c_str());
-    }
-}
-
-const std::string &user_argument(const Invocation &invocation) {
-    const std::string &name = invocation.arguments.at(0);
-    if (!is_valid_user_name(name))
-        fail_usage("Invalid user name " + quoted(printable(name)) + ": expected " + kUserNameRule);
-    return name;
-}
-
 /* Checks that name is enrolled, or for a new user that it is not, so the
  * command fails before the admin types a password for nothing. */
 void expect_enrolled(AdminClient &client, const std::string &name, bool enrolled, const std::string &action) {
     BusError error;
     int r = 0;
     MessagePtr reply = client.try_call(error, r, "GetUser", "s", name.c_str());
-    if (!reply && !error.has_name(kErrorNoSuchUser))
+    if (!reply && !error.has_name(bus::kErrorNoSuchUser))
         fail("Failed to " + action + ": " + describe_call_error(error, r), error.name());
     if (reply && !enrolled)
         fail("Failed to " + action + ": user " + quoted(name) + " is already enrolled. Use 'wardenctl user passwd " +
@@ -657,7 +246,7 @@ void set_new_password(const Invocation &invocation, bool new_user) {
     PasswordPolicy policy = get_password_policy(client, action);
     expect_enrolled(client, name, /* enrolled= */ !new_user, action);
 
-    SecretBuffer password = read_new_password(invocation.password_stdin, action);
+    SecretBuffer password = read_new_password(invocation.has(kOptionPasswordStdin), action);
     check_new_password(password, policy, name, action);
     std::string phc = hash_new_password(password, policy, action);
     password = SecretBuffer();
@@ -722,10 +311,12 @@ void command_user_show(const Invocation &invocation) {
     AdminClient client;
     MessagePtr reply = client.call("show user " + quoted(name), "GetUser", "s", name.c_str());
     std::vector<Property> properties = read_properties(reply.get(), "GetUser");
-    if (invocation.json)
+    if (invocation.json) {
         print_json(properties_to_json(properties));
-    else
-        print_properties(properties, kUserFields);
+        return;
+    }
+    merge_totp_algorithm(properties);
+    print_properties(properties, kUserFields);
 }
 
 void command_status(const Invocation &invocation) {
@@ -739,24 +330,48 @@ void command_status(const Invocation &invocation) {
 }
 
 /* One row per command. A command is one or two words followed by a fixed
- * number of arguments. Later groups such as "totp" or "recovery" add rows here. */
+ * number of arguments. */
 struct Command {
     std::array<const char *, 2> words; /* second word null for one-word commands */
-    const char *arguments;             /* for the help text */
+    const char *arguments;             /* space-separated names, for messages and the help text */
     std::size_t argument_count;
-    bool accepts_password_stdin;
+    unsigned options; /* the Option bits that apply */
     void (*run)(const Invocation &);
     const char *summary;
 };
 
+constexpr unsigned kTotpEnrollOptions = kOptionAlgorithm | kOptionForce;
+
 constexpr Command kCommands[] = {
-    {{"user", "add"}, "NAME", 1, true, command_user_add, "Enroll NAME with a new password"},
-    {{"user", "passwd"}, "NAME", 1, true, command_user_passwd, "Set a new password for NAME"},
-    {{"user", "remove"}, "NAME", 1, false, command_user_remove, "Remove NAME and everything stored for it"},
-    {{"user", "list"}, "", 0, false, command_user_list, "List enrolled users, one per line"},
-    {{"user", "show"}, "NAME", 1, false, command_user_show,
-     "Show NAME's password hash type, times, failures and lock"},
-    {{"status", nullptr}, "", 0, false, command_status, "Show the version, mode, workers, queue and counters"},
+    {{"user", "add"}, "NAME", 1, kOptionPasswordStdin, command_user_add, "Enroll NAME with a new password"},
+    {{"user", "passwd"}, "NAME", 1, kOptionPasswordStdin, command_user_passwd, "Set a new password for NAME"},
+    {{"user", "remove"}, "NAME", 1, 0, command_user_remove, "Remove NAME and everything stored for it"},
+    {{"user", "list"}, "", 0, 0, command_user_list, "List enrolled users, one per line"},
+    {{"user", "show"}, "NAME", 1, 0, command_user_show,
+     "Show NAME's password hash type, second factors, times, failures and lock"},
+    {{"totp", "enroll"}, "NAME", 1, kTotpEnrollOptions, command_totp_enroll,
+     "Make a new TOTP secret for NAME and show it as text, URI and QR code; pending until confirmed"},
+    {{"totp", "import"}, "NAME", 1, kTotpEnrollOptions | kOptionSecretStdin, command_totp_import,
+     "Store an existing base32 TOTP secret for NAME; pending until confirmed"},
+    {{"totp", "confirm"}, "NAME CODE", 2, 0, command_totp_confirm,
+     "Activate NAME's pending TOTP factor with one current code"},
+    {{"totp", "remove"}, "NAME", 1, 0, command_totp_remove, "Remove NAME's TOTP factor"},
+    {{"recovery", "generate"}, "NAME", 1, 0, command_recovery_generate,
+     "Make ten single-use recovery codes for NAME, replacing any earlier set"},
+    {{"status", nullptr}, "", 0, 0, command_status, "Show the version, mode, workers, queue and counters"},
+};
+
+struct OptionName {
+    Option option;
+    const char *name;
+    const char *synopsis;
+};
+
+constexpr OptionName kOptionNames[] = {
+    {kOptionPasswordStdin, "--password-stdin", "[--password-stdin]"},
+    {kOptionSecretStdin, "--secret-stdin", "[--secret-stdin]"},
+    {kOptionAlgorithm, "--algorithm", "[--algorithm SHA1|SHA256|SHA512]"},
+    {kOptionForce, "--force", "[--force]"},
 };
 
 std::string command_synopsis(const Command &command) {
@@ -765,25 +380,52 @@ std::string command_synopsis(const Command &command) {
         text += std::string(" ") + command.words[1];
     if (*command.arguments)
         text += std::string(" ") + command.arguments;
-    if (command.accepts_password_stdin)
-        text += " [--password-stdin]";
+    for (const OptionName &option : kOptionNames) {
+        if (command.options & option.option)
+            text += std::string(" ") + option.synopsis;
+    }
     return text;
 }
 
 void print_help() {
+    constexpr std::size_t kSynopsisWidth = 36;
+    constexpr int kColumn = static_cast<int>(kSynopsisWidth);
     std::printf("Usage: wardenctl [--json] COMMAND [ARGUMENT...]\n\n"
                 "Administer wardend, the Warden authentication daemon, over D-Bus.\n\n"
                 "Commands:\n");
-    for (const Command &command : kCommands)
-        std::printf("  %-36s %s\n", command_synopsis(command).c_str(), command.summary);
+    for (const Command &command : kCommands) {
+        std::string synopsis = command_synopsis(command);
+        /* A synopsis too long for its column gets the summary on the next line. */
+        if (synopsis.size() > kSynopsisWidth)
+            std::printf("  %s\n  %-*s %s\n", synopsis.c_str(), kColumn, "", command.summary);
+        else
+            std::printf("  %-*s %s\n", kColumn, synopsis.c_str(), command.summary);
+    }
     std::printf("\nOptions:\n"
                 "  --json             Print one JSON object per command on standard output\n"
                 "  --password-stdin   Read the new password as one line from standard input\n"
                 "                     instead of asking twice on the terminal\n"
+                "  --secret-stdin     Read the base32 TOTP secret as one line from standard input\n"
+                "                     instead of asking on the terminal\n"
+                "  --algorithm ALG    HMAC algorithm of a new TOTP factor: SHA1 (the default),\n"
+                "                     SHA256 or SHA512\n"
+                "  --force            Replace an active TOTP factor\n"
                 "  -h, --help         Show this help and exit\n"
                 "  --version          Show the version and exit\n\n"
                 "The daemon is reached on the system bus, or at DBUS_SYSTEM_BUS_ADDRESS when set.\n"
                 "Exit status: 0 on success, 1 when the operation failed, 2 on a usage error.\n");
+}
+
+/* Returns the name of the index-th argument in command.arguments. */
+std::string argument_name(const Command &command, std::size_t index) {
+    std::string_view names = command.arguments;
+    for (std::size_t i = 0; i < index; ++i) {
+        std::size_t space = names.find(' ');
+        if (space == std::string_view::npos)
+            return std::string(names);
+        names.remove_prefix(space + 1);
+    }
+    return std::string(names.substr(0, names.find(' ')));
 }
 
 /* Finds the command the words name and checks its argument count. */
@@ -800,8 +442,8 @@ const Command &find_command(const std::vector<std::string> &words) {
             continue;
         std::size_t supplied_count = words.size() - command_word_count;
         if (supplied_count < command.argument_count)
-            fail_usage("Missing argument " + std::string(command.arguments) + " for '" + command_synopsis(command) +
-                       "'");
+            fail_usage("Missing argument " + argument_name(command, supplied_count) + " for '" +
+                       command_synopsis(command) + "'");
         if (supplied_count > command.argument_count)
             fail_usage("Unexpected argument " + quoted(printable(words[command_word_count + command.argument_count])) +
                        " for '" +
@@ -815,11 +457,20 @@ const Command &find_command(const std::vector<std::string> &words) {
     fail_usage("Unknown command " + quoted(printable(words[0])));
 }
 
+void set_algorithm(Invocation &invocation, std::string_view name) {
+    std::optional<TotpAlgorithm> algorithm = parse_totp_algorithm(name);
+    if (!algorithm)
+        fail_usage("Invalid TOTP algorithm " + quoted(printable(name)) + ": expected SHA1, SHA256 or SHA512");
+    invocation.algorithm = *algorithm;
+    invocation.options |= kOptionAlgorithm;
+}
+
 enum class Action { kRun, kHelp, kVersion };
 
 /* Splits argv into options, which may appear anywhere, and words. "--"
  * ends the options. */
 Action parse_arguments(int argc, char **argv, Invocation &invocation, std::vector<std::string> &words) {
+    constexpr std::string_view kAlgorithmPrefix = "--algorithm=";
     Action action = Action::kRun;
     bool options_ended = false;
     for (int i = 1; i < argc; ++i) {
@@ -831,7 +482,17 @@ Action parse_arguments(int argc, char **argv, Invocation &invocation, std::vecto
         } else if (argument == "--json") {
             invocation.json = true;
         } else if (argument == "--password-stdin") {
-            invocation.password_stdin = true;
+            invocation.options |= kOptionPasswordStdin;
+        } else if (argument == "--secret-stdin") {
+            invocation.options |= kOptionSecretStdin;
+        } else if (argument == "--force") {
+            invocation.options |= kOptionForce;
+        } else if (argument == "--algorithm") {
+            if (i + 1 >= argc)
+                fail_usage("Missing value for option --algorithm: expected SHA1, SHA256 or SHA512");
+            set_algorithm(invocation, argv[++i]);
+        } else if (argument.starts_with(kAlgorithmPrefix)) {
+            set_algorithm(invocation, argument.substr(kAlgorithmPrefix.size()));
         } else if (argument == "--help" || argument == "-h") {
             action = Action::kHelp;
         } else if (argument == "--version") {
@@ -842,6 +503,15 @@ Action parse_arguments(int argc, char **argv, Invocation &invocation, std::vecto
         }
     }
     return action;
+}
+
+/* Rejects an option given to a command that does not take it. */
+void check_options(const Invocation &invocation, const Command &command) {
+    for (const OptionName &option : kOptionNames) {
+        if (invocation.has(option.option) && !(command.options & option.option))
+            fail_usage(std::string("Option ") + option.name + " does not apply to '" + command_synopsis(command) +
+                       "'");
+    }
 }
 
 int run(int argc, char **argv, bool &ret_json) {
@@ -859,8 +529,7 @@ int run(int argc, char **argv, bool &ret_json) {
     }
 
     const Command &command = find_command(words);
-    if (invocation.password_stdin && !command.accepts_password_stdin)
-        fail_usage("Option --password-stdin does not apply to '" + command_synopsis(command) + "'");
+    check_options(invocation, command);
     std::size_t command_word_count = command.words[1] ? 2 : 1;
     invocation.arguments.assign(words.begin() + static_cast<std::ptrdiff_t>(command_word_count), words.end());
 

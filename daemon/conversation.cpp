@@ -365,6 +365,8 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
 
     if (reason != AuditReason::kNone) {
         daemon_.counters().auth_failure++;
+        log::debug("Authentication of user '{}' for service '{}' failed: {}", context_.user,
+                   escape_for_log(context_.service, 64), audit_reason_string(reason));
         audit({AuditEvent::kAuthFailure, false, reason}, context_);
         return send_result(PAM_AUTH_ERR, kGenericFailure);
     }
@@ -394,6 +396,7 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
     if (new_hash)
         log::info("Re-hashed the password of user '{}' at the configured Argon2 cost", context_.user);
     daemon_.counters().auth_success++;
+    log::debug("Authenticated user '{}' for service '{}'", context_.user, escape_for_log(context_.service, 64));
     audit({AuditEvent::kAuthSuccess, true}, context_);
     send_result(PAM_SUCCESS);
 }

@@ -206,7 +206,16 @@ class Env:
         env.update(extra or {})
         return env
 
+    def set_clock(self, seconds):
+        """Sets the development-mode test clock that wardend reads."""
+        self.clock_path = os.path.join(self.dir, "clock")
+        with open(self.clock_path, "w") as f:
+            f.write("%d\n" % seconds)
+
     def start_daemon(self, expect_ready=True, extra_env=None):
+        extra_env = dict(extra_env or {})
+        if getattr(self, "clock_path", None):
+            extra_env["WARDEN_TEST_CLOCK_FILE"] = self.clock_path
         log = open(self.log_path, "ab")
         self.daemon = subprocess.Popen([WARDEND, "--config", self.config_path], stdout=log, stderr=log,
                                        env=self.env(extra_env))
@@ -306,6 +315,36 @@ class Env:
         with self.db() as db:
             row = db.execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
+
+    def busctl(self, method, signature, *args, check=True):
+        cmd = ["busctl", "--system", "call", "net.warden.Admin1", "/net/warden/Admin1", "net.warden.Admin1",
+               method, signature] + [str(a) for a in args]
+        proc = subprocess.run(cmd, env=self.env(), capture_output=True, text=True, timeout=30)
+        if check and proc.returncode != 0:
+            raise AssertionError("busctl %s failed: %s" % (method, proc.stderr))
+        return proc
+
+    def enroll_totp(self, user, secret, algorithm="SHA1", active=True):
+        """Stores secret (bytes) as the user's TOTP factor through the admin
+        API; active=True marks it confirmed without using a code, as a
+        factor confirmed long ago would be."""
+        self.busctl("EnrollTotp", "saysb", user, len(secret), *secret, algorithm, "true")
+        if active:
+            with self.db() as db:
+                db.execute("UPDATE totp SET state = 'active', confirmed = 1 WHERE user = ?", (user,))
+
+    def set_recovery_codes(self, user, codes):
+        return self.busctl("SetRecoveryCodes", "sas", user, len(codes), *codes)
+
+    def user_row(self, name):
+        with self.db() as db:
+            db.row_factory = sqlite3.Row
+            return db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+
+    def failure_reasons(self):
+        """Reasons of failed authentications, in order, from the debug log."""
+        import re
+        return re.findall(r"Authentication of user '[^']*' for service '[^']*' failed: (\w+)", self.log())
 
     # -- clients -------------------------------------------------------
 
