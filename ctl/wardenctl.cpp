@@ -348,16 +348,16 @@ constexpr Command kCommands[] = {
     {{"user", "remove"}, "NAME", 1, 0, command_user_remove, "Remove NAME and everything stored for it"},
     {{"user", "list"}, "", 0, 0, command_user_list, "List enrolled users, one per line"},
     {{"user", "show"}, "NAME", 1, 0, command_user_show,
-     "Show NAME's password hash type, second factors, times, failures and lock"},
+     "Show NAME's factors, times, failures and lock"},
     {{"totp", "enroll"}, "NAME", 1, kTotpEnrollOptions, command_totp_enroll,
-     "Make a new TOTP secret for NAME and show it as text, URI and QR code; pending until confirmed"},
+     "Make and show a new TOTP secret for NAME"},
     {{"totp", "import"}, "NAME", 1, kTotpEnrollOptions | kOptionSecretStdin, command_totp_import,
-     "Store an existing base32 TOTP secret for NAME; pending until confirmed"},
+     "Store NAME's existing base32 TOTP secret"},
     {{"totp", "confirm"}, "NAME CODE", 2, 0, command_totp_confirm,
-     "Activate NAME's pending TOTP factor with one current code"},
+     "Activate NAME's pending TOTP factor"},
     {{"totp", "remove"}, "NAME", 1, 0, command_totp_remove, "Remove NAME's TOTP factor"},
     {{"recovery", "generate"}, "NAME", 1, 0, command_recovery_generate,
-     "Make ten single-use recovery codes for NAME, replacing any earlier set"},
+     "Replace NAME's recovery codes with ten new ones"},
     {{"status", nullptr}, "", 0, 0, command_status, "Show the version, mode, workers, queue and counters"},
 };
 
@@ -412,6 +412,8 @@ void print_help() {
                 "  --force            Replace an active TOTP factor\n"
                 "  -h, --help         Show this help and exit\n"
                 "  --version          Show the version and exit\n\n"
+                "A factor from 'totp enroll' or 'totp import' stays pending until 'totp confirm'\n"
+                "accepts a code from it.\n"
                 "The daemon is reached on the system bus, or at DBUS_SYSTEM_BUS_ADDRESS when set.\n"
                 "Exit status: 0 on success, 1 when the operation failed, 2 on a usage error.\n");
 }

@@ -7,7 +7,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <tuple>
 
 namespace warden {
 namespace {
@@ -97,7 +103,7 @@ const char *audit_reason_string(AuditReason reason) noexcept {
     return "";
 }
 
-std::string escape_for_log(std::string_view text, std::size_t max_bytes) {
+std::string escape_for_log(std::string_view text, std::size_t max_bytes, bool escape_space) {
     std::string out;
     out.reserve(text.size());
     std::size_t i = 0;
@@ -107,7 +113,7 @@ std::string escape_for_log(std::string_view text, std::size_t max_bytes) {
             break;
         }
         auto c = static_cast<unsigned char>(text[i]);
-        if (c >= 0x20 && c < 0x7f && c != '\\') {
+        if (c >= 0x20 && c < 0x7f && c != '\\' && !(escape_space && c == ' ')) {
             out += static_cast<char>(c);
             i++;
             continue;
@@ -130,18 +136,22 @@ std::string escape_for_log(std::string_view text, std::size_t max_bytes) {
     return out;
 }
 
-void audit(const AuditRecord &record, const AuditContext &context) noexcept {
+namespace {
+
+void send_entry(const AuditRecord &record, const AuditContext &context, std::uint64_t count) noexcept {
     try {
         EventInfo info = event_info(record.event);
         int priority = record.success ? info.success_priority : info.failure_priority;
         if (record.reason == AuditReason::kStoreError || record.reason == AuditReason::kKeyError)
             priority = LOG_ERR;
 
-        std::string user = escape_for_log(context.user, 64);
-        std::string service = escape_for_log(context.service, 64);
-        std::string rhost = escape_for_log(context.rhost, 128);
-        std::string ruser = escape_for_log(context.ruser, 64);
-        std::string tty = escape_for_log(context.tty, 64);
+        /* In MESSAGE a space would start a new key=value pair, so it is
+         * escaped there too. */
+        std::string user = escape_for_log(context.user, 64, /* escape_space= */ true);
+        std::string service = escape_for_log(context.service, 64, true);
+        std::string rhost = escape_for_log(context.rhost, 128, true);
+        std::string ruser = escape_for_log(context.ruser, 64, true);
+        std::string tty = escape_for_log(context.tty, 64, true);
         std::string uid = context.peer_uid == static_cast<uid_t>(-1) ? "" : std::to_string(context.peer_uid);
 
         std::string message;
@@ -150,6 +160,10 @@ void audit(const AuditRecord &record, const AuditContext &context) noexcept {
             message = "pam_warden(" + service + ":auth): authentication failure; logname= uid=" + uid +
                       " euid=" + uid + " tty=" + tty + " ruser=" + ruser + " rhost=" + rhost +
                       " user=" + user;
+        } else if (record.event == AuditEvent::kSummary) {
+            message = "pam_warden(" + service + ":auth): " + std::to_string(count) +
+                      " more authentication failures; logname= uid=" + uid + " euid=" + uid + " tty=" + tty +
+                      " ruser=" + ruser + " rhost=" + rhost + " user=" + user;
         } else if (record.event == AuditEvent::kAuthSuccess) {
             message = "pam_warden(" + service + ":auth): authentication success; uid=" + uid + " tty=" +
                       tty + " ruser=" + ruser + " rhost=" + rhost + " user=" + user;
@@ -160,7 +174,11 @@ void audit(const AuditRecord &record, const AuditContext &context) noexcept {
             if (!record.factor.empty())
                 message += " (factor " + record.factor + ")";
         }
-        if (record.reason != AuditReason::kNone)
+        /* Authentication lines keep pam_unix's exact shape; their reason is
+         * in WARDEN_REASON. */
+        bool pam_shaped = record.event == AuditEvent::kAuthFailure || record.event == AuditEvent::kSummary ||
+                          record.event == AuditEvent::kAuthSuccess;
+        if (record.reason != AuditReason::kNone && !pam_shaped)
             message += std::string(" reason=") + audit_reason_string(record.reason);
         if (!record.detail.empty())
             message += ": " + escape_for_log(record.detail, 512);
@@ -169,20 +187,21 @@ void audit(const AuditRecord &record, const AuditContext &context) noexcept {
         std::string f_id = std::string("MESSAGE_ID=") + info.message_id;
         std::string f_priority = "PRIORITY=" + std::to_string(priority);
         std::string f_event = std::string("WARDEN_EVENT=") + info.name;
-        std::string f_user = "WARDEN_USER=" + user;
-        std::string f_service = "WARDEN_SERVICE=" + service;
-        std::string f_rhost = "WARDEN_RHOST=" + rhost;
-        std::string f_tty = "WARDEN_TTY=" + tty;
-        std::string f_ruser = "WARDEN_RUSER=" + ruser;
+        std::string f_user = "WARDEN_USER=" + escape_for_log(context.user, 64);
+        std::string f_service = "WARDEN_SERVICE=" + escape_for_log(context.service, 64);
+        std::string f_rhost = "WARDEN_RHOST=" + escape_for_log(context.rhost, 128);
+        std::string f_tty = "WARDEN_TTY=" + escape_for_log(context.tty, 64);
+        std::string f_ruser = "WARDEN_RUSER=" + escape_for_log(context.ruser, 64);
         std::string f_uid = "WARDEN_PEER_UID=" + uid;
         std::string f_pid = "WARDEN_PEER_PID=" + (context.peer_pid ? std::to_string(context.peer_pid) : "");
         std::string f_result = std::string("WARDEN_RESULT=") + (record.success ? "success" : "failure");
         std::string f_reason = std::string("WARDEN_REASON=") + audit_reason_string(record.reason);
         std::string f_factor = "WARDEN_FACTOR=" + record.factor;
+        std::string f_count = "WARDEN_COUNT=" + std::to_string(count);
         std::string f_ident = "SYSLOG_IDENTIFIER=wardend";
         std::string f_facility = "SYSLOG_FACILITY=10"; /* authpriv */
 
-        struct iovec iov[16];
+        struct iovec iov[17];
         int n = 0;
         auto push = [&](const std::string &s) {
             iov[n].iov_base = const_cast<char *>(s.data());
@@ -214,6 +233,8 @@ void audit(const AuditRecord &record, const AuditContext &context) noexcept {
             push(f_reason);
         if (!record.factor.empty())
             push(f_factor);
+        if (record.event == AuditEvent::kSummary)
+            push(f_count);
 
         int r = sd_journal_sendv(iov, n);
         if (r < 0)
@@ -222,5 +243,142 @@ void audit(const AuditRecord &record, const AuditContext &context) noexcept {
         log::error("Failed to build an audit event: out of memory");
     }
 }
+
+/* Most distinct (user, rhost, reason) keys tracked at once. Beyond it,
+ * failures are written without limiting rather than forgotten. */
+constexpr std::size_t kMaxTrackedKeys = 4096;
+
+class RepeatLimiter {
+public:
+    void start(const AuditLimits &limits) {
+        std::lock_guard lock(mutex_);
+        limits_ = limits;
+        if (thread_.joinable())
+            return;
+        stopping_ = false;
+        thread_ = std::thread([this] { run(); });
+    }
+
+    void set_limits(const AuditLimits &limits) {
+        std::lock_guard lock(mutex_);
+        limits_ = limits;
+    }
+
+    void stop() noexcept {
+        {
+            std::lock_guard lock(mutex_);
+            if (!thread_.joinable())
+                return;
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        thread_.join();
+        flush(/* everything= */ true);
+    }
+
+    /* Returns true when the failure should be written now. */
+    bool admit(const AuditRecord &record, const AuditContext &context) {
+        std::lock_guard lock(mutex_);
+        if (!thread_.joinable())
+            return true;
+        Key key{context.user, context.rhost, static_cast<int>(record.reason)};
+        auto now = std::chrono::steady_clock::now();
+        auto it = windows_.find(key);
+        if (it != windows_.end() && now - it->second.start >= std::chrono::seconds(limits_.interval)) {
+            emit_summary(it->second);
+            windows_.erase(it);
+            it = windows_.end();
+        }
+        if (it == windows_.end()) {
+            if (windows_.size() >= kMaxTrackedKeys)
+                return true;
+            windows_.emplace(key, Window{now, 1, 0, record, context});
+            return true;
+        }
+        Window &w = it->second;
+        if (w.written < limits_.burst) {
+            w.written++;
+            return true;
+        }
+        w.suppressed++;
+        w.record = record;
+        w.context = context;
+        return false;
+    }
+
+private:
+    using Key = std::tuple<std::string, std::string, int>;
+    struct Window {
+        std::chrono::steady_clock::time_point start;
+        unsigned written;
+        std::uint64_t suppressed;
+        AuditRecord record;
+        AuditContext context;
+    };
+
+    void run() {
+        std::unique_lock lock(mutex_);
+        while (!stopping_) {
+            wake_.wait_for(lock, std::chrono::seconds(1));
+            auto now = std::chrono::steady_clock::now();
+            for (auto it = windows_.begin(); it != windows_.end();) {
+                if (now - it->second.start >= std::chrono::seconds(limits_.interval)) {
+                    emit_summary(it->second);
+                    it = windows_.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+        }
+    }
+
+    void flush(bool everything) noexcept {
+        std::lock_guard lock(mutex_);
+        for (auto &entry : windows_) {
+            if (everything)
+                emit_summary(entry.second);
+        }
+        windows_.clear();
+    }
+
+    static void emit_summary(const Window &w) noexcept {
+        if (w.suppressed == 0)
+            return;
+        AuditRecord summary = w.record;
+        summary.event = AuditEvent::kSummary;
+        summary.success = false;
+        send_entry(summary, w.context, w.suppressed);
+    }
+
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::thread thread_;
+    bool stopping_ = false;
+    AuditLimits limits_;
+    std::map<Key, Window> windows_;
+};
+
+RepeatLimiter &limiter() {
+    static RepeatLimiter instance;
+    return instance;
+}
+
+} // namespace
+
+void audit(const AuditRecord &record, const AuditContext &context) noexcept {
+    try {
+        if (record.event == AuditEvent::kAuthFailure && !limiter().admit(record, context))
+            return;
+    } catch (...) {
+        /* Out of memory in the limiter: write the entry unlimited. */
+    }
+    send_entry(record, context, 1);
+}
+
+void audit_start(const AuditLimits &limits) { limiter().start(limits); }
+
+void audit_set_limits(const AuditLimits &limits) { limiter().set_limits(limits); }
+
+void audit_stop() noexcept { limiter().stop(); }
 
 } // namespace warden

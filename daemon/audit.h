@@ -92,11 +92,30 @@ struct AuditRecord {
 
 /* Replaces control characters, backslashes and invalid UTF-8 with \xNN
  * escapes and bounds the length, so a user-chosen string can forge
- * neither a line nor a field. */
-std::string escape_for_log(std::string_view text, std::size_t max_bytes = 256);
+ * neither a line nor a field. With escape_space, spaces become \x20 too,
+ * for values inside a key=value line. */
+std::string escape_for_log(std::string_view text, std::size_t max_bytes = 256, bool escape_space = false);
 
 /* Sends one audit entry to journald. Never throws; a failure to send is
- * reported on the operational log. */
+ * reported on the operational log. Authentication failures pass through
+ * the repeat limiter first (see audit_start). */
 void audit(const AuditRecord &record, const AuditContext &context) noexcept;
+
+/* Repeat limiting of authentication failures. Within each interval, the
+ * first `burst` failures with the same user, remote host and reason are
+ * written one by one; the rest are counted, and when the interval ends a
+ * single `summary` entry carries their number in WARDEN_COUNT. A brute
+ * force therefore neither floods the journal nor goes unrecorded. */
+struct AuditLimits {
+    unsigned burst = 5;
+    unsigned interval = 60; /* seconds */
+};
+
+/* Starts the thread that writes summaries when their interval ends. */
+void audit_start(const AuditLimits &limits);
+void audit_set_limits(const AuditLimits &limits);
+
+/* Writes every pending summary and stops the thread. */
+void audit_stop() noexcept;
 
 } // namespace warden

@@ -231,6 +231,17 @@ void handle_lockout_key(ParseState &state, const char *key, const std::string &v
         add_problem(state, s, key, "unknown key");
 }
 
+void handle_audit_key(ParseState &state, const char *key, const std::string &value) {
+    Config &c = *state.config;
+    const char *s = "audit";
+    if (!std::strcmp(key, "burst"))
+        set_unsigned(state, s, key, value, 1, 10000, c.audit_burst);
+    else if (!std::strcmp(key, "interval"))
+        set_unsigned(state, s, key, value, 1, 3600, c.audit_interval);
+    else
+        add_problem(state, s, key, "unknown key");
+}
+
 int ini_handler(void *user, const char *section, const char *name, const char *raw_value) {
     auto &state = *static_cast<ParseState *>(user);
     std::string id = std::string(section) + "." + name;
@@ -247,6 +258,8 @@ int ini_handler(void *user, const char *section, const char *name, const char *r
         handle_mfa_key(state, name, value);
     else if (!std::strcmp(section, "lockout"))
         handle_lockout_key(state, name, value);
+    else if (!std::strcmp(section, "audit"))
+        handle_audit_key(state, name, value);
     else
         state.problems->push_back(*state.path + ": [" + section + "] " + name + ": unknown section" +
                                   line_suffix(state, id));
@@ -314,6 +327,9 @@ void check_combinations(const std::string &path, const Config &c, std::vector<st
     if (!dev && c.fail_interval < 60)
         problems.push_back(path + ": [lockout] fail_interval: " + std::to_string(c.fail_interval) +
                            " is below the minimum of 60 seconds in production mode");
+    if (!dev && c.audit_interval < 10)
+        problems.push_back(path + ": [audit] interval: " + std::to_string(c.audit_interval) +
+                           " is below the minimum of 10 seconds in production mode");
     if (!dev && c.unlock_time != 0 && c.unlock_time < 60)
         problems.push_back(path + ": [lockout] unlock_time: " + std::to_string(c.unlock_time) +
                            " is below the minimum of 60 seconds in production mode (0 means until unlocked)");

@@ -46,6 +46,10 @@ struct Config {
     unsigned rhost_deny = 20;
     unsigned local_deny = 3;
 
+    /* [audit] */
+    unsigned audit_burst = 5;
+    unsigned audit_interval = 60;
+
     bool development() const noexcept { return mode == DaemonMode::kDevelopment; }
     unsigned effective_workers() const noexcept;
 };

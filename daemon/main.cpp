@@ -118,6 +118,7 @@ void reload(Daemon &daemon, const std::string &path) {
     fresh.queue_size = old->queue_size;
     fresh.mode = old->mode;
     log::set_level(fresh.log_level);
+    audit_set_limits({fresh.audit_burst, fresh.audit_interval});
     daemon.set_config(std::make_shared<const Config>(std::move(fresh)));
     log::info("Reloaded configuration from '{}'", path);
     audit({AuditEvent::kDaemonReload, true}, {});
@@ -142,6 +143,11 @@ int run(const std::string &config_path) {
     }
     log::setup(config.log_level);
     ::umask(077);
+    audit_start({config.audit_burst, config.audit_interval});
+    /* Pending summaries are written on every way out. */
+    struct AuditStopper {
+        ~AuditStopper() { audit_stop(); }
+    } audit_stopper;
 
     if (!config.development() && geteuid() != 0) {
         log::error("Refusing to start: production mode needs root; set [daemon] mode = development for tests");
@@ -218,6 +224,7 @@ int run(const std::string &config_path) {
     bus.stop();
     server.drain(kDrainGraceMs);
     daemon.pool().stop();
+    audit_stop();
     audit({AuditEvent::kDaemonStop, true}, {});
     log::info("wardend stopped");
     spdlog::shutdown();

@@ -34,7 +34,8 @@ TEST_TOOLS += $(PAM_PROBE)
 # Integration tests: real libpam, wardend, dbus-daemon and SQLite. Some
 # cases need root (setpriv to another uid) and are skipped without it.
 check-integration: all $(TEST_TOOLS)
-	WARDEN_BUILD=$(abspath $(BUILD)) WARDEN_SANITIZED=$(SAN) python3 tests/integration/run.py
+	WARDEN_BUILD=$(abspath $(BUILD)) WARDEN_SANITIZED=$(SAN) tests/integration/with_journal.sh \
+		python3 tests/integration/run.py
 
 check: check-unit check-integration
 

@@ -43,6 +43,20 @@ DEV_MEMORY_KIB = 8192
 DEV_ITERATIONS = 1
 
 IS_ROOT = os.geteuid() == 0
+PRIVATE_JOURNAL = os.environ.get("WARDEN_PRIVATE_JOURNAL") == "1"
+
+requires_journal = unittest.skipUnless(PRIVATE_JOURNAL, "needs the private journald of tests/integration/with_journal.sh")
+
+# Every password, code and secret the tests type, so the last test can
+# search the whole journal for them.
+SECRETS_USED = set()
+
+
+def remember_secret(value):
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if value and len(value) >= 6:
+        SECRETS_USED.add(value)
 SANITIZED = os.environ.get("WARDEN_SANITIZED") == "1"
 
 requires_root = unittest.skipUnless(IS_ROOT, "needs root (run the suite as root, as CI does)")
@@ -101,6 +115,7 @@ class Env:
         self.bus = None
         self.bus_address = None
         self.fakes = []
+        self.daemon_pids = set()
         os.mkdir(self.pam_dir, 0o755)
         subprocess.run([WARDEND, "--generate-key", self.key], check=True)
         self.config = {
@@ -219,6 +234,7 @@ class Env:
         log = open(self.log_path, "ab")
         self.daemon = subprocess.Popen([WARDEND, "--config", self.config_path], stdout=log, stderr=log,
                                        env=self.env(extra_env))
+        self.daemon_pids.add(self.daemon.pid)
         log.close()
         if expect_ready:
             self.wait_ready()
@@ -325,6 +341,8 @@ class Env:
         return proc
 
     def enroll_totp(self, user, secret, algorithm="SHA1", active=True):
+        remember_secret(secret)
+        remember_secret(secret.hex())
         """Stores secret (bytes) as the user's TOTP factor through the admin
         API; active=True marks it confirmed without using a code, as a
         factor confirmed long ago would be."""
@@ -346,6 +364,22 @@ class Env:
         import re
         return re.findall(r"Authentication of user '[^']*' for service '[^']*' failed: (\w+)", self.log())
 
+    def journal(self, **fields):
+        """Audit and log entries that this Env's wardend processes wrote to
+        the private journal, oldest first, optionally filtered by fields."""
+        import json
+        subprocess.run(["journalctl", "--sync"], check=True)
+        proc = subprocess.run(["journalctl", "-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=wardend"],
+                              capture_output=True, text=True, check=True)
+        entries = []
+        for line in proc.stdout.splitlines():
+            entry = json.loads(line)
+            if int(entry.get("_PID", 0)) not in self.daemon_pids:
+                continue
+            if all(entry.get(k) == v for k, v in fields.items()):
+                entries.append(entry)
+        return entries
+
     # -- clients -------------------------------------------------------
 
     def pam(self, user, answers=(), service="wtest", ops=("auth",), as_user=None, rhost=None, tty=None,
@@ -358,6 +392,8 @@ class Env:
         args += list(extra) + list(ops)
         if as_user:
             args = ["setpriv", "--reuid=" + as_user, "--regid=" + as_user_group(as_user), "--clear-groups"] + args
+        for a in answers:
+            remember_secret(a)
         data = b"".join((a if isinstance(a, bytes) else a.encode()) + b"\n" for a in answers)
         start = time.monotonic()
         proc = subprocess.run(args, input=data, capture_output=True, timeout=timeout, env=self.env())
@@ -369,6 +405,8 @@ class Env:
         return PamResult(proc, elapsed)
 
     def ctl(self, *args, input=None, as_user=None):
+        if input:
+            remember_secret(input.strip())
         cmd = [WARDENCTL] + list(args)
         if as_user:
             cmd = ["setpriv", "--reuid=" + as_user, "--regid=" + as_user_group(as_user), "--clear-groups"] + cmd
