@@ -1,4 +1,4 @@
-/* What every wardenctl command shares: the parsed command line, the
+/* Shared parts of the wardenctl commands: the parsed command line, the
  * failure that ends a command, and the output helpers. */
 #pragma once
 

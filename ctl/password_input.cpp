@@ -138,8 +138,8 @@ enum class ReadStatus { kLine, kEndOfInput, kInterrupted };
 /* Reads up to the first newline (not stored) or end of input, byte by
  * byte so nothing after the line is consumed. When signals is given, it
  * waits in SignalGuard::wait_readable and returns kInterrupted when a
- * guarded signal arrives. what names the input in error messages. */
-ReadStatus read_line(int fd, const char *source, const char *what, SecretLine &line,
+ * guarded signal arrives. input_name names the input in error messages. */
+ReadStatus read_line(int fd, const char *source, const char *input_name, SecretLine &line,
                      SignalGuard *signals = nullptr) {
     for (;;) {
         if (signals && !signals->wait_readable(fd))
@@ -149,7 +149,7 @@ ReadStatus read_line(int fd, const char *source, const char *what, SecretLine &l
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            fail(std::string("Failed to read ") + what + " from " + source + ": " + std::strerror(errno));
+            fail(std::string("Failed to read ") + input_name + " from " + source + ": " + std::strerror(errno));
         if (n == 0)
             return ReadStatus::kEndOfInput;
         if (c == '\n')
@@ -169,7 +169,7 @@ ReadStatus read_line(int fd, const char *source, const char *what, SecretLine &l
 /* Shows prompt on the terminal and reads one line with echo off. A signal
  * such as Ctrl-C restores the terminal and then takes the effect it had
  * before. After Ctrl-Z and fg, the prompt is shown again and input starts over. */
-SecretLine prompt_secret(int tty, const char *prompt, const char *what) {
+SecretLine prompt_secret(int tty, const char *prompt, const char *input_name) {
     SignalGuard signals;
     for (;;) {
         SecretLine line;
@@ -177,7 +177,7 @@ SecretLine prompt_secret(int tty, const char *prompt, const char *what) {
         {
             EchoOff echo_off(tty);
             (void)!::write(tty, prompt, std::strlen(prompt));
-            status = read_line(tty, "/dev/tty", what, line, &signals);
+            status = read_line(tty, "/dev/tty", input_name, line, &signals);
         }
         /* Move past the prompt, which ECHONL did not do without a newline. */
         if (status != ReadStatus::kLine)
@@ -192,10 +192,10 @@ SecretLine prompt_secret(int tty, const char *prompt, const char *what) {
 
 /* Opens the controlling terminal, or fails with a hint to read the secret
  * from standard input with stdin_option instead. */
-UniqueFd open_terminal(const std::string &action, const char *what, const char *stdin_option) {
+UniqueFd open_terminal(const std::string &action, const char *input_name, const char *stdin_option) {
     UniqueFd tty(::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC));
     if (!tty)
-        fail("Failed to " + action + ": cannot open the terminal /dev/tty to ask for " + what + " (" +
+        fail("Failed to " + action + ": cannot open the terminal /dev/tty to ask for " + input_name + " (" +
              std::strerror(errno) + "). Pass " + stdin_option + " to read it from standard input");
     return tty;
 }
@@ -203,15 +203,15 @@ UniqueFd open_terminal(const std::string &action, const char *what, const char *
 } // namespace
 
 SecretBuffer read_new_password(bool from_stdin, const std::string &action) {
-    constexpr const char *kWhat = "the new password";
+    constexpr const char *kInputName = "the new password";
     SecretLine line;
     if (from_stdin) {
-        (void)read_line(STDIN_FILENO, "standard input", kWhat, line);
+        (void)read_line(STDIN_FILENO, "standard input", kInputName, line);
     } else {
-        UniqueFd tty = open_terminal(action, kWhat, "--password-stdin");
-        line = prompt_secret(tty.get(), "New password: ", kWhat);
+        UniqueFd tty = open_terminal(action, kInputName, "--password-stdin");
+        line = prompt_secret(tty.get(), "New password: ", kInputName);
         if (!line.too_long && !line.value.empty()) {
-            SecretLine again = prompt_secret(tty.get(), "Retype new password: ", kWhat);
+            SecretLine again = prompt_secret(tty.get(), "Retype new password: ", kInputName);
             if (again.too_long || again.value.size() != line.value.size() ||
                 sodium_memcmp(again.value.data(), line.value.data(), line.value.size()) != 0)
                 fail("Failed to " + action + ": the two passwords do not match. Nothing was changed");
@@ -224,15 +224,15 @@ SecretBuffer read_new_password(bool from_stdin, const std::string &action) {
 }
 
 SecretBuffer read_totp_secret_text(bool from_stdin, const std::string &action) {
-    constexpr const char *kWhat = "the TOTP secret";
+    constexpr const char *kInputName = "the TOTP secret";
     SecretLine line;
     if (from_stdin) {
-        (void)read_line(STDIN_FILENO, "standard input", kWhat, line);
+        (void)read_line(STDIN_FILENO, "standard input", kInputName, line);
     } else {
-        UniqueFd tty = open_terminal(action, kWhat, "--secret-stdin");
-        line = prompt_secret(tty.get(), "TOTP secret (base32): ", kWhat);
+        UniqueFd tty = open_terminal(action, kInputName, "--secret-stdin");
+        line = prompt_secret(tty.get(), "TOTP secret (base32): ", kInputName);
     }
-    /* The longest secret wardend accepts, 64 bytes, is 103 base32
+    /* The maximum secret that wardend accepts, 64 bytes, is 103 base32
      * characters, so a line over the limit cannot be a secret even with
      * spaces between groups of four. */
     if (line.too_long)

@@ -1,10 +1,10 @@
 /* wardenctl totp: enroll, import, confirm and remove a user's TOTP factor.
  *
- * Secrets flow only into wardend. wardenctl makes a new secret with
- * libsodium, or reads one that the admin already has, sends it once with
- * EnrollTotp and shows it to the admin; wardend never returns it. Every
- * copy that wardenctl makes (bytes, base32, URI, QR code) is wiped after
- * use, and the bus messages that carry one are marked sensitive. */
+ * Secrets flow only into wardend, which never returns them. wardenctl
+ * makes a new secret with libsodium or reads one that the admin already
+ * has, sends it once with EnrollTotp and shows it to the admin. The
+ * copies that wardenctl keeps (bytes, base32, URI, QR code) are wiped
+ * after use, and the bus messages that carry one are marked sensitive. */
 
 #include "ctl/admin_client.h"
 #include "ctl/command.h"
@@ -69,7 +69,7 @@ void check_enrollment_allowed(AdminClient &client, const std::string &name, cons
         fail(factor_exists_message(action, name), bus::kErrorFactorExists);
 }
 
-/* Prints a warning on stderr for algorithms that many apps lack. */
+/* Prints a warning on stderr for the algorithms that some apps lack. */
 void warn_about_algorithm(TotpAlgorithm algorithm) {
     if (algorithm == TotpAlgorithm::kSha1)
         return;
@@ -167,11 +167,13 @@ struct QrCodeDeleter {
 };
 using QrCodePtr = std::unique_ptr<QRcode, QrCodeDeleter>;
 
-/* ISO/IEC 18004 asks for a light margin of four modules around the code. */
+/* Denso Wave, the inventor of the QR code, requires a light margin (quiet
+ * zone) of four modules on every side (denso-wave.com/qrcode/qrgene4-e.html). */
 constexpr int kQuietZone = 4;
 
-/* Black on white whatever the terminal's own colours, because many
- * scanners do not read a code drawn light on dark. */
+/* Black on white whatever the terminal's own colours, because a code drawn
+ * light on dark is not part of the QR specification and some scanners
+ * do not read it. */
 constexpr std::string_view kBlackOnWhite = "\033[30;47m";
 constexpr std::string_view kBlackBackground = "\033[40m";
 constexpr std::string_view kWhiteBackground = "\033[47m";
@@ -218,12 +220,14 @@ void draw_with_half_blocks(const QRcode &code, std::string &out) {
 }
 
 /* Draws each module as two coloured spaces, for a terminal whose
- * character set has no half blocks. */
+ * character set has no half blocks. The colour is set only where it changes. */
 void draw_with_coloured_spaces(const QRcode &code, std::string &out) {
     int size = code.width + 2 * kQuietZone;
     for (int y = 0; y < size; ++y) {
         for (int x = 0; x < size; ++x) {
-            out += module_is_dark(code, x, y) ? kBlackBackground : kWhiteBackground;
+            bool dark = module_is_dark(code, x, y);
+            if (x == 0 || dark != module_is_dark(code, x - 1, y))
+                out += dark ? kBlackBackground : kWhiteBackground;
             out += "  ";
         }
         out += kResetColours;
@@ -249,17 +253,19 @@ int terminal_columns() {
     return size.ws_col;
 }
 
-/* Draws the QR code of uri on the terminal. Nothing is stored yet when it
- * fails, so a failure is reported and the enrollment goes on: the admin
- * can still type the secret. */
-void draw_qr_code(const SecretString &uri) {
+/* Draws the QR code of uri on the terminal and returns whether it did.
+ * The secret is already stored when this runs, so a failure is only
+ * reported: the admin can still type the secret. */
+bool draw_qr_code(const SecretString &uri) {
+    /* NOTE: libqrencode copies the URI into buffers of its own while it
+     * encodes, and frees them without wiping. */
     errno = 0;
     QrCodePtr code(QRcode_encodeString(uri.str().c_str(), /* version= */ 0, QR_ECLEVEL_M, QR_MODE_8,
                                        /* casesensitive= */ 1));
     if (!code) {
         std::fprintf(stderr, "wardenctl: Failed to make the QR code: %s. Type the secret into the app instead.\n",
                      errno ? std::strerror(errno) : "unknown error");
-        return;
+        return false;
     }
     bool half_blocks = locale_is_utf8();
     int size = code->width + 2 * kQuietZone;
@@ -269,7 +275,7 @@ void draw_qr_code(const SecretString &uri) {
         std::printf("(The QR code needs a terminal %d columns wide, but this one has %d. Type the secret into "
                     "the app instead.)\n",
                     needed, columns);
-        return;
+        return false;
     }
 
     SecretString text;
@@ -281,6 +287,7 @@ void draw_qr_code(const SecretString &uri) {
     else
         draw_with_coloured_spaces(*code, text.str());
     print_secret(text.str());
+    return true;
 }
 
 /* ---- Output ---- */
@@ -289,7 +296,7 @@ void draw_qr_code(const SecretString &uri) {
  * in memory that is not wiped. */
 void print_enrollment_json(const SecretString &base32, const SecretString &uri) {
     SecretString text;
-    /* JSON escaping at most sextuples a byte; base32 and the
+    /* JSON escaping at most sextuples a byte, and base32 and the
      * percent-encoded URI need none. */
     text.str().reserve(64 + 6 * (base32.str().size() + uri.str().size()));
     std::string &out = text.str();
@@ -314,15 +321,17 @@ void print_enrollment_text(const std::string &name, const SecretString &base32, 
     text.str() += uri.str();
     text.str() += "\n";
     print_secret(text.str());
+    bool drawn = false;
     if (isatty(STDOUT_FILENO)) {
         std::printf("\n");
-        draw_qr_code(uri);
+        drawn = draw_qr_code(uri);
         std::printf("\n");
     }
-    std::printf("The TOTP factor of user %s is pending. Add the secret to an authenticator app, by scanning the\n"
-                "QR code or typing the secret, then activate the factor with a code from the app:\n"
+    std::printf("The TOTP factor of user %s is pending. Add it to an authenticator app\n"
+                "by %s, then activate it with a current code from the app:\n"
                 "  wardenctl totp confirm %s CODE\n",
-                quoted(name).c_str(), name.c_str());
+                quoted(name).c_str(), drawn ? "scanning the QR code" : "typing the secret or opening the URI",
+                name.c_str());
 }
 
 /* Prints text, or with --json {"ok": true, "user": USER, "totp": STATE}
@@ -343,7 +352,7 @@ void print_factor_state(const Invocation &invocation, const std::string &name, c
 }
 
 std::string pending_note(const std::string &name) {
-    return "It stays pending until a current code from the app activates it:\n  wardenctl totp confirm " + name +
+    return "It stays pending until a current code from the app\nactivates it:\n  wardenctl totp confirm " + name +
            " CODE";
 }
 
@@ -418,8 +427,12 @@ void command_totp_confirm(const Invocation &invocation) {
 
 void command_totp_remove(const Invocation &invocation) {
     const std::string &name = user_argument(invocation);
+    const std::string action = "remove the TOTP factor of user " + quoted(name);
     AdminClient client;
-    client.call("remove the TOTP factor of user " + quoted(name), "RemoveTotp", "s", name.c_str());
+    /* RemoveTotp returns the same error for an unknown user as for a user
+     * without a factor, so GetUser first reports an unknown user. */
+    client.call(action, "GetUser", "s", name.c_str());
+    client.call(action, "RemoveTotp", "s", name.c_str());
     print_factor_state(invocation, name, "none", nullptr, "Removed the TOTP factor of user " + quoted(name) + ".");
 }
 

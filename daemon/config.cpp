@@ -227,6 +227,8 @@ void handle_lockout_key(ParseState &state, const char *key, const std::string &v
         set_unsigned(state, s, key, value, 1, 100000, c.rhost_deny);
     else if (!std::strcmp(key, "local_deny"))
         set_unsigned(state, s, key, value, 1, 1000, c.local_deny);
+    else if (!std::strcmp(key, "fail_delay"))
+        set_unsigned(state, s, key, value, 0, 30, c.fail_delay);
     else
         add_problem(state, s, key, "unknown key");
 }

@@ -45,6 +45,7 @@ struct Config {
     bool even_deny_root = false;
     unsigned rhost_deny = 20;
     unsigned local_deny = 3;
+    unsigned fail_delay = 4; /* seconds: the longest wait before a failure is answered */
 
     /* [audit] */
     unsigned audit_burst = 5;

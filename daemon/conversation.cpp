@@ -11,7 +11,9 @@
 #include <security/_pam_types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <thread>
 #include <cstring>
 #include <vector>
 
@@ -261,6 +263,12 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         }
     }
 
+    LockCheck lock;
+    if (!check_locks(known, lock)) {
+        audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError}, context_);
+        return fail_unavailable("store read failed");
+    }
+
     /* A pending factor neither authenticates nor counts as enrolled. */
     bool mfa_applies = config_->mfa_mode == MfaMode::kRequired ||
                        (config_->mfa_mode == MfaMode::kOptional && factor.enrolled());
@@ -308,8 +316,10 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
     }
 
     /* Always run one Argon2 verification, against a dummy hash when the
-     * user is unknown, so the time taken does not tell them apart. */
-    const std::string &phc = known ? record.password_hash : daemon_.dummy_hash();
+     * user is unknown or locked, so the time taken does not tell them
+     * apart, and a locked user's password is never tested. */
+    bool blocked = lock.user_locked || lock.throttled;
+    const std::string &phc = known && !blocked ? record.password_hash : daemon_.dummy_hash();
     VerifyResult verdict = VerifyResult::kMismatch;
     if (want_password) {
         std::string_view candidate = oversized ? std::string_view() : password.view();
@@ -327,6 +337,17 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         }
     }
 
+    if (blocked) {
+        /* Refused before any check: the code is not consumed and nothing
+         * is counted, so a lock cannot be extended from outside. */
+        AuditReason reason = lock.throttled ? AuditReason::kThrottled : AuditReason::kLocked;
+        daemon_.counters().auth_failure++;
+        log::debug("Authentication of user '{}' for service '{}' failed: {}", escape_for_log(context_.user, 64),
+                   escape_for_log(context_.service, 64), audit_reason_string(reason));
+        audit({AuditEvent::kAuthFailure, false, reason}, context_);
+        return send_result(PAM_AUTH_ERR, kGenericFailure);
+    }
+
     if (known && (verdict == VerifyResult::kUnsupported || verdict == VerifyResult::kTooCostly)) {
         log::error("Refused to verify the stored hash of user '{}': {}", context_.user,
                    verify_result_string(verdict));
@@ -337,6 +358,8 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
     if (!known) {
         daemon_.counters().auth_failure++;
         audit({AuditEvent::kAuthFailure, false, AuditReason::kUnknownUser}, context_);
+        unsigned delay = record_failure(false, AuditReason::kUnknownUser, {});
+        sleep_ms(delay);
         return send_result(PAM_USER_UNKNOWN, kGenericFailure);
     }
 
@@ -368,6 +391,8 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         log::debug("Authentication of user '{}' for service '{}' failed: {}", context_.user,
                    escape_for_log(context_.service, 64), audit_reason_string(reason));
         audit({AuditEvent::kAuthFailure, false, reason}, context_);
+        unsigned delay = record_failure(true, reason, password.view());
+        sleep_ms(delay);
         return send_result(PAM_AUTH_ERR, kGenericFailure);
     }
 
@@ -395,6 +420,8 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
     }
     if (new_hash)
         log::info("Re-hashed the password of user '{}' at the configured Argon2 cost", context_.user);
+    if (peer_.uid != 0)
+        (void)daemon_.store().clear_tally({TallyKey::Kind::kBucket, "uid:" + std::to_string(peer_.uid)});
     daemon_.counters().auth_success++;
     log::debug("Authenticated user '{}' for service '{}'", context_.user, escape_for_log(context_.service, 64));
     audit({AuditEvent::kAuthSuccess, true}, context_);
@@ -485,6 +512,103 @@ AuditReason Conversation::factor_reason(FactorOutcome outcome) noexcept {
     return AuditReason::kCode;
 }
 
+std::vector<std::pair<TallyKey, LockRule>> Conversation::tallies(bool known) const {
+    const Config &c = *config_;
+    std::vector<std::pair<TallyKey, LockRule>> keys;
+    /* Root is exempt from the user lock unless configured otherwise. */
+    if (known && (context_.user != "root" || c.even_deny_root))
+        keys.push_back({{TallyKey::Kind::kUser, context_.user}, {c.deny, c.fail_interval, c.unlock_time}});
+    /* Logins with no remote host do not share a host bucket. */
+    if (!context_.rhost.empty())
+        keys.push_back({{TallyKey::Kind::kBucket, "rhost:" + context_.rhost},
+                        {c.rhost_deny, c.fail_interval, c.unlock_time}});
+    if (peer_.uid != 0)
+        keys.push_back({{TallyKey::Kind::kBucket, "uid:" + std::to_string(peer_.uid)},
+                        {c.local_deny, c.fail_interval, c.unlock_time}});
+    return keys;
+}
+
+bool Conversation::check_locks(bool known, LockCheck &ret_check) {
+    LockCheck check;
+    std::int64_t now = daemon_.now();
+    for (const auto &[key, rule] : tallies(known)) {
+        Tally tally;
+        StoreStatus st = daemon_.store().get_tally(key, tally);
+        if (st == StoreStatus::kNotFound)
+            continue;
+        if (st != StoreStatus::kOk) {
+            log::error("Failed to read the failure tally '{}': {}", escape_for_log(key.name, 160),
+                       daemon_.store().last_error());
+            return false;
+        }
+        std::optional<std::int64_t> end = lock_end(tally, now, rule);
+        if (!end)
+            continue;
+        if (tally.locked_until && *end != *tally.locked_until) {
+            /* The clock went back: keep the lock no longer than unlock_time. */
+            log::warning("Lock '{}' ended after now + unlock_time; the clock went back, shortening it",
+                         escape_for_log(key.name, 160));
+            (void)daemon_.store().set_lock_end(key, *end);
+        }
+        if (key.kind == TallyKey::Kind::kUser)
+            check.user_locked = true;
+        else
+            check.throttled = true;
+    }
+    ret_check = check;
+    return true;
+}
+
+unsigned Conversation::record_failure(bool known, AuditReason reason, std::string_view password) {
+    /* The same wrong password sent again (a client retrying) counts once. */
+    if (reason == AuditReason::kPassword && !password.empty() &&
+        daemon_.recent_failures().seen_before(context_.user, password, daemon_.now(), config_->fail_interval)) {
+        log::debug("User '{}' repeated a recent wrong password; not counted again", context_.user);
+        return failure_delay_ms(1, config_->fail_delay);
+    }
+    std::vector<std::pair<TallyKey, LockRule>> keys = tallies(known);
+    if (keys.empty())
+        return failure_delay_ms(1, config_->fail_delay);
+    std::int64_t now = daemon_.now();
+    std::vector<Tally> after;
+    StoreStatus st = daemon_.store().add_failures(keys, now, after);
+    if (st != StoreStatus::kOk) {
+        log::error("Failed to count a failed login of user '{}': {}", escape_for_log(context_.user, 64),
+                   daemon_.store().last_error());
+        return failure_delay_ms(1, config_->fail_delay);
+    }
+    std::uint32_t most = 0;
+    for (std::size_t i = 0; i < keys.size() && i < after.size(); i++) {
+        const Tally &tally = after[i];
+        most = std::max(most, tally.failures);
+        bool locked_now = tally.locked_until && tally.failures == keys[i].second.deny;
+        if (!locked_now)
+            continue;
+        const std::string &name = keys[i].first.name;
+        std::string until = *tally.locked_until == kLockedForever ? std::string("until unlocked by an admin")
+                                                                  : "for " + std::to_string(config_->unlock_time) + " s";
+        if (keys[i].first.kind == TallyKey::Kind::kUser) {
+            log::warning("Locked user '{}' after {} failures {}", name, tally.failures, until);
+            audit({AuditEvent::kLockout, false, AuditReason::kNone, {},
+                   std::to_string(tally.failures) + " failures, locked " + until},
+                  context_);
+        } else {
+            log::warning("Throttled '{}' after {} failures {}", escape_for_log(name, 160), tally.failures, until);
+            audit({AuditEvent::kLockout, false, AuditReason::kThrottled, {},
+                   escape_for_log(name, 160) + " throttled after " + std::to_string(tally.failures) +
+                           " failures, " + until},
+                  context_);
+        }
+    }
+    return failure_delay_ms(most, config_->fail_delay);
+}
+
+void Conversation::sleep_ms(unsigned ms) {
+    /* The caller waits; no hash worker is held. */
+    if (ms > 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
 void Conversation::handle_account(const wire::Frame &) {
     if (!caller_allowed())
         return;
@@ -497,6 +621,14 @@ void Conversation::handle_account(const wire::Frame &) {
     if (st != StoreStatus::kOk) {
         log::error("Failed to read user '{}' from the store: {}", context_.user, daemon_.store().last_error());
         return fail_unavailable("store read failed");
+    }
+    /* A locked account is refused here too, so key-based logins (where
+     * PAM only runs account and session) respect the lock. */
+    LockRule rule{config_->deny, config_->fail_interval, config_->unlock_time};
+    Tally tally{record.failures, record.first_failure, record.locked_until};
+    if ((context_.user != "root" || config_->even_deny_root) && lock_end(tally, daemon_.now(), rule)) {
+        log::info("Refused account access to locked user '{}'", context_.user);
+        return send_result(PAM_PERM_DENIED, "Account locked.");
     }
     send_result(PAM_SUCCESS);
 }

@@ -50,6 +50,18 @@ private:
         bool enrolled() const noexcept { return totp_active || recovery_left > 0; }
     };
 
+    struct LockCheck {
+        bool user_locked = false;
+        bool throttled = false; /* the remote host or the non-root caller */
+    };
+
+    /* The tallies a failure of this request counts toward, with their rules. */
+    std::vector<std::pair<TallyKey, LockRule>> tallies(bool known) const;
+    bool check_locks(bool known, LockCheck &ret_check);
+    /* Counts a failure and returns how long to wait before answering. */
+    unsigned record_failure(bool known, AuditReason reason, std::string_view password);
+    static void sleep_ms(unsigned ms);
+
     StoreStatus load_second_factor(SecondFactorState &ret_state);
     FactorOutcome check_second_factor(const SecondFactorState &factor, std::string_view code);
     static AuditReason factor_reason(FactorOutcome outcome) noexcept;

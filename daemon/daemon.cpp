@@ -70,6 +70,42 @@ std::int64_t Daemon::now() const {
     return std::time(nullptr);
 }
 
+namespace {
+
+/* Remembered wrong passwords per user, and users tracked at once. */
+constexpr std::size_t kRecentPerUser = 8;
+constexpr std::size_t kRecentUsers = 4096;
+
+} // namespace
+
+RecentFailures::RecentFailures() : key_(crypto_generichash_KEYBYTES, '\0') {
+    randombytes_buf(key_.data(), key_.size());
+}
+
+bool RecentFailures::seen_before(const std::string &user, std::string_view password, std::int64_t now,
+                                 unsigned interval) {
+    unsigned char digest[32];
+    crypto_generichash(digest, sizeof digest, reinterpret_cast<const unsigned char *>(password.data()),
+                       password.size(), reinterpret_cast<const unsigned char *>(key_.data()), key_.size());
+    std::string d(reinterpret_cast<const char *>(digest), sizeof digest);
+    sodium_memzero(digest, sizeof digest);
+
+    std::lock_guard lock(mutex_);
+    if (entries_.size() >= kRecentUsers && !entries_.count(user))
+        entries_.clear(); /* forget everything rather than grow without bound */
+    std::deque<Entry> &list = entries_[user];
+    while (!list.empty() && (now - list.front().at >= static_cast<std::int64_t>(interval) || list.front().at > now))
+        list.pop_front();
+    for (const Entry &e : list) {
+        if (sodium_memcmp(e.digest.data(), d.data(), d.size()) == 0)
+            return true;
+    }
+    list.push_back({std::move(d), now});
+    if (list.size() > kRecentPerUser)
+        list.pop_front();
+    return false;
+}
+
 bool make_dummy_hash(const Argon2Policy &policy, std::string &ret_hash) {
     SecretBuffer random(32);
     randombytes_buf(random.data(), random.capacity());

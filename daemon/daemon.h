@@ -8,6 +8,9 @@
 #include "daemon/store.h"
 
 #include <atomic>
+#include <deque>
+#include <map>
+#include <string_view>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -26,6 +29,27 @@ struct Counters {
 
 class PasswordQuality;
 
+/* Keyed hashes of recent wrong passwords per user, so a client that
+ * re-sends the same wrong password is counted once. The key is random per
+ * process and never leaves memory; the passwords themselves are not kept. */
+class RecentFailures {
+public:
+    RecentFailures();
+
+    /* Returns true when password failed for user within the last
+     * interval seconds; otherwise remembers it and returns false. */
+    bool seen_before(const std::string &user, std::string_view password, std::int64_t now, unsigned interval);
+
+private:
+    struct Entry {
+        std::string digest;
+        std::int64_t at;
+    };
+    std::mutex mutex_;
+    std::string key_;
+    std::map<std::string, std::deque<Entry>> entries_;
+};
+
 class Daemon {
 public:
     Daemon(std::shared_ptr<const Config> config, std::unique_ptr<Store> store, HostKey key, std::string dummy_hash);
@@ -39,6 +63,7 @@ public:
     Store &store() noexcept { return *store_; }
     HashPool &pool() noexcept { return *pool_; }
     Counters &counters() noexcept { return counters_; }
+    RecentFailures &recent_failures() noexcept { return recent_failures_; }
     const std::string &dummy_hash() const noexcept { return dummy_hash_; }
     const HostKey &key() const noexcept { return key_; }
     Argon2Policy argon2_policy() const;
@@ -66,6 +91,7 @@ private:
     std::string dummy_hash_;
     std::string clock_file_;
     Counters counters_;
+    RecentFailures recent_failures_;
     std::int64_t start_time_;
 };
 

@@ -392,6 +392,26 @@ int method_set_recovery_codes(sd_bus_message *m, void *userdata, sd_bus_error *e
     });
 }
 
+int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+    return guarded(error, [&] {
+        Daemon &daemon = daemon_of(userdata);
+        Caller caller;
+        if (int r = authorize(m, daemon, caller, error); r < 0)
+            return r;
+        const char *name = nullptr;
+        if (int r = sd_bus_message_read(m, "s", &name); r < 0)
+            return r;
+        if (int r = check_name(name, error); r < 0)
+            return r;
+        StoreStatus st = daemon.store().clear_tally({TallyKey::Kind::kUser, name});
+        if (st != StoreStatus::kOk)
+            return store_error(daemon, st, name, "unlock", error);
+        log::info("Unlocked user '{}' and cleared the failure count (by uid {})", name, caller.uid);
+        audit({AuditEvent::kUnlock, true}, admin_context(name, caller));
+        return sd_bus_reply_method_return(m, "");
+    });
+}
+
 int method_list_users(sd_bus_message *m, void *userdata, sd_bus_error *error) {
     return guarded(error, [&] {
         Daemon &daemon = daemon_of(userdata);
@@ -576,6 +596,7 @@ const sd_bus_vtable kVtable[] = {
     SD_BUS_METHOD("SetPassword", "ss", "", method_set_password, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("RemoveUser", "s", "", method_remove_user, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("ListUsers", "", "as", method_list_users, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("Unlock", "s", "", method_unlock, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("GetTotpPolicy", "", "uus", method_get_totp_policy, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("EnrollTotp", "saysb", "", method_enroll_totp, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("ConfirmTotp", "ss", "", method_confirm_totp, SD_BUS_VTABLE_UNPRIVILEGED),

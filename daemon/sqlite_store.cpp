@@ -46,6 +46,13 @@ const char *const kMigrations[] = {
     "  used INTEGER,"
     "  PRIMARY KEY (user, code_hash)"
     ") STRICT;",
+    /* 2 -> 3: failure tallies of remote hosts and non-root callers */
+    "CREATE TABLE throttle ("
+    "  bucket TEXT PRIMARY KEY NOT NULL,"
+    "  failures INTEGER NOT NULL,"
+    "  first_failure INTEGER,"
+    "  locked_until INTEGER"
+    ") STRICT;",
 };
 static_assert(sizeof kMigrations / sizeof kMigrations[0] == kStoreSchemaVersion);
 
@@ -347,6 +354,67 @@ public:
         return StoreStatus::kOk;
     }
 
+    StoreStatus get_tally(const TallyKey &key, Tally &ret_tally) override {
+        std::lock_guard lock(mutex_);
+        return read_tally(key, ret_tally);
+    }
+
+    StoreStatus add_failures(const std::vector<std::pair<TallyKey, LockRule>> &changes, std::int64_t now,
+                             std::vector<Tally> &ret_after) override {
+        std::lock_guard lock(mutex_);
+        if (StoreStatus st = exec("BEGIN IMMEDIATE"); st != StoreStatus::kOk)
+            return st;
+        std::vector<Tally> after;
+        StoreStatus status = StoreStatus::kOk;
+        for (const auto &[key, rule] : changes) {
+            Tally tally;
+            status = read_tally(key, tally);
+            if (status == StoreStatus::kNotFound) {
+                after.push_back(Tally{});
+                status = StoreStatus::kOk;
+                continue;
+            }
+            if (status != StoreStatus::kOk)
+                break;
+            Tally next = add_failure(tally, now, rule);
+            status = write_tally(key, next);
+            if (status != StoreStatus::kOk)
+                break;
+            after.push_back(next);
+        }
+        status = finish_transaction(status);
+        if (status == StoreStatus::kOk)
+            ret_after = std::move(after);
+        return status;
+    }
+
+    StoreStatus set_lock_end(const TallyKey &key, std::int64_t until) override {
+        std::lock_guard lock(mutex_);
+        Statement s = prepare(key.kind == TallyKey::Kind::kUser
+                                      ? "UPDATE users SET locked_until = ?2 WHERE name = ?1"
+                                      : "UPDATE throttle SET locked_until = ?2 WHERE bucket = ?1");
+        if (!s)
+            return StoreStatus::kError;
+        bind_text(s.get(), 1, key.name);
+        sqlite3_bind_int64(s.get(), 2, until);
+        return step_done(s.get());
+    }
+
+    StoreStatus clear_tally(const TallyKey &key) override {
+        std::lock_guard lock(mutex_);
+        Statement s = prepare(key.kind == TallyKey::Kind::kUser
+                                      ? "UPDATE users SET failures = 0, first_failure = NULL, locked_until = NULL"
+                                        " WHERE name = ?1"
+                                      : "DELETE FROM throttle WHERE bucket = ?1");
+        if (!s)
+            return StoreStatus::kError;
+        bind_text(s.get(), 1, key.name);
+        StoreStatus status = step_done(s.get());
+        if (status == StoreStatus::kOk && key.kind == TallyKey::Kind::kUser && sqlite3_changes(db_.get()) == 0)
+            return StoreStatus::kNotFound;
+        return status;
+    }
+
     std::string last_error() const override {
         std::lock_guard lock(error_mutex_);
         return last_error_;
@@ -416,6 +484,52 @@ private:
     StoreStatus exec(const char *sql) {
         int rc = sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr);
         return rc == SQLITE_OK ? StoreStatus::kOk : fail(rc);
+    }
+
+    StoreStatus read_tally(const TallyKey &key, Tally &ret_tally) {
+        bool user = key.kind == TallyKey::Kind::kUser;
+        Statement s = prepare(user ? "SELECT failures, first_failure, locked_until FROM users WHERE name = ?1"
+                                   : "SELECT failures, first_failure, locked_until FROM throttle WHERE bucket = ?1");
+        if (!s)
+            return StoreStatus::kError;
+        bind_text(s.get(), 1, key.name);
+        int rc = sqlite3_step(s.get());
+        if (rc == SQLITE_DONE) {
+            if (user)
+                return StoreStatus::kNotFound;
+            ret_tally = Tally{};
+            return StoreStatus::kOk;
+        }
+        if (rc != SQLITE_ROW)
+            return fail(rc);
+        Tally tally;
+        tally.failures = static_cast<std::uint32_t>(sqlite3_column_int64(s.get(), 0));
+        tally.first_failure = column_optional(s.get(), 1);
+        tally.locked_until = column_optional(s.get(), 2);
+        ret_tally = tally;
+        return StoreStatus::kOk;
+    }
+
+    StoreStatus write_tally(const TallyKey &key, const Tally &tally) {
+        bool user = key.kind == TallyKey::Kind::kUser;
+        Statement s = prepare(user ? "UPDATE users SET failures = ?2, first_failure = ?3, locked_until = ?4"
+                                     " WHERE name = ?1"
+                                   : "INSERT INTO throttle (bucket, failures, first_failure, locked_until)"
+                                     " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (bucket) DO UPDATE SET"
+                                     " failures = ?2, first_failure = ?3, locked_until = ?4");
+        if (!s)
+            return StoreStatus::kError;
+        bind_text(s.get(), 1, key.name);
+        sqlite3_bind_int64(s.get(), 2, tally.failures);
+        if (tally.first_failure)
+            sqlite3_bind_int64(s.get(), 3, *tally.first_failure);
+        else
+            sqlite3_bind_null(s.get(), 3);
+        if (tally.locked_until)
+            sqlite3_bind_int64(s.get(), 4, *tally.locked_until);
+        else
+            sqlite3_bind_null(s.get(), 4);
+        return step_done(s.get());
     }
 
     StoreStatus user_exists(const std::string &name) {

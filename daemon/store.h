@@ -2,6 +2,8 @@
  * shared backend can replace SQLite without touching the protocol. */
 #pragma once
 
+#include "daemon/lockout.h"
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -42,6 +44,14 @@ struct TotpRecord {
     TotpState state = TotpState::kPending;
     std::int64_t created = 0;
     std::optional<std::int64_t> confirmed;
+};
+
+/* Whose failures a tally counts: a user's (kept with the user), or a
+ * bucket such as a remote host ("rhost:192.0.2.1") or a non-root caller
+ * ("uid:1000"). */
+struct TallyKey {
+    enum class Kind { kUser, kBucket } kind;
+    std::string name;
 };
 
 class Store {
@@ -87,6 +97,22 @@ public:
 
     virtual StoreStatus count_recovery_codes(const std::string &name, unsigned &ret_unused) = 0;
 
+    /* Reads a tally; a bucket never seen, or a user's clean record, gives
+     * an empty tally. kNotFound only for an unknown user. */
+    virtual StoreStatus get_tally(const TallyKey &key, Tally &ret_tally) = 0;
+
+    /* Adds one failure at now to each tally under its rule, all in one
+     * transaction, and returns the tallies after. Unknown users are
+     * skipped. */
+    virtual StoreStatus add_failures(const std::vector<std::pair<TallyKey, LockRule>> &changes, std::int64_t now,
+                                     std::vector<Tally> &ret_after) = 0;
+
+    /* Moves a lock's end, for a lock clamped after the clock went back. */
+    virtual StoreStatus set_lock_end(const TallyKey &key, std::int64_t until) = 0;
+
+    /* Clears failures and lock: wardenctl unlock, or a successful login. */
+    virtual StoreStatus clear_tally(const TallyKey &key) = 0;
+
     /* The last error text of the backend, for the operational log. */
     virtual std::string last_error() const = 0;
 };
@@ -98,6 +124,6 @@ public:
 std::unique_ptr<Store> open_sqlite_store(const std::string &directory, std::string &ret_error);
 
 /* Schema version this build writes. */
-inline constexpr int kStoreSchemaVersion = 2;
+inline constexpr int kStoreSchemaVersion = 3;
 
 } // namespace warden

@@ -40,7 +40,8 @@ PAM_LINE = re.compile(r"^pam_warden\((\S+):auth\): authentication failure; logna
 @requires_journal
 class AuthEventTest(EnvTestCase):
     def setUp(self):
-        self.env = self.make_env(config={"mfa": {"mode": "required"}, "daemon": {"dbus": "system"}}, bus=True)
+        self.env = self.make_env(config={"mfa": {"mode": "required"}, "daemon": {"dbus": "system"},
+                                         "lockout": {"deny": "1000", "rhost_deny": "100000"}}, bus=True)
         self.env.set_clock(59)
         self.env.start_daemon()
         self.env.plant_user("alice", P1)
@@ -196,7 +197,7 @@ class AdminEventTest(EnvTestCase):
         self.assertEqual(len(env.journal(MESSAGE_ID=ID["daemon_stop"])), 1)
         rejected = env.journal(MESSAGE_ID=ID["config_rejected"])
         self.assertEqual(len(rejected), 2, "one on reload, one at the refused start")
-        self.assertIn("[mfa] colour: unknown key", rejected[0]["MESSAGE"])
+        self.assertIn("colour: unknown key", rejected[0]["MESSAGE"])
         self.assertLessEqual(int(rejected[0]["PRIORITY"]), 4)
 
     def test_operational_log_reaches_journal_under_systemd(self):
@@ -212,7 +213,8 @@ class AdminEventTest(EnvTestCase):
 @requires_journal
 class RepeatLimitTest(EnvTestCase):
     def test_burst_is_summarised(self):
-        env = self.make_env(config={"audit": {"burst": "5", "interval": "2"}})
+        env = self.make_env(config={"audit": {"burst": "5", "interval": "2"},
+                                    "lockout": {"deny": "1000", "rhost_deny": "100000"}})
         env.start_daemon()
         env.plant_user("alice", P1)
         import concurrent.futures
@@ -239,7 +241,8 @@ class RepeatLimitTest(EnvTestCase):
 class Fail2banTest(EnvTestCase):
     @unittest.skipUnless(shutil.which("fail2ban-regex"), "fail2ban is not installed")
     def test_filter_matches_journal_output(self):
-        env = self.make_env(config={"audit": {"burst": "3", "interval": "1"}})
+        env = self.make_env(config={"audit": {"burst": "3", "interval": "1"},
+                                    "lockout": {"deny": "1000", "rhost_deny": "100000"}})
         env.start_daemon()
         env.plant_user("alice", P1)
         for i in range(8):

@@ -28,16 +28,16 @@ class CheckConfigTest(EnvTestCase):
 
     def test_every_problem_listed(self):
         text = open(self.env.config_path).read()
-        text += "colour = blue\n"
+        text += "[password]\ncolour = blue\n"
         text = text.replace("[mfa]\n", "[mfa]\ntotp_window = -1\ntotp_digits = 9\n")
-        text += "[lockout]\ndeny = 0\nunlock_time = forever\n"
+        text = text.replace("[lockout]\n", "[lockout]\ndeny = 0\nunlock_time = forever\n")
         self.env.write_config(text)
         r = check_config(self.env)
         self.assertEqual(r.returncode, 1)
         lines = r.stdout.splitlines()
         self.assertEqual(len(lines), 5, r.stdout)
         path = self.env.config_path
-        self.assertTrue(any(l.startswith(path + ": [mfa] colour: unknown key") for l in lines), r.stdout)
+        self.assertTrue(any(l.startswith(path + ": [password] colour: unknown key") for l in lines), r.stdout)
         self.assertTrue(any(l.startswith(path + ": [mfa] totp_window: invalid value '-1', expected an integer "
                                                 "from 0 to 10") for l in lines), r.stdout)
         self.assertTrue(any(l.startswith(path + ": [mfa] totp_digits: invalid value '9'") for l in lines))
@@ -182,7 +182,7 @@ class StoreTest(EnvTestCase):
         self.assertEqual(stat.S_IMODE(os.stat(os.path.join(env.state, "warden.db")).st_mode), 0o600)
         with env.db() as db:
             self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
-            self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
+            self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 3)
 
     def test_migrates_version_one_store(self):
         """A store written by the first schema is migrated in place and its
@@ -205,7 +205,7 @@ class StoreTest(EnvTestCase):
         env.start_daemon()
         self.assertEqual(env.pam("alice", [P1]).code, PAM_SUCCESS)
         with env.db() as db:
-            self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
+            self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 3)
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         self.assertTrue({"users", "totp", "recovery_codes"} <= tables, tables)
 

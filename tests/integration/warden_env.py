@@ -133,6 +133,9 @@ class Env:
                 "min_length": "12",
             },
             "mfa": {"mode": "off"},
+            # No growing delay after failures, so the suite stays fast; the
+            # lockout tests set it where they measure it.
+            "lockout": {"fail_delay": "0"},
         }
         for section, values in (config or {}).items():
             self.config.setdefault(section, {}).update(values)
