@@ -295,7 +295,8 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
             if (a == Answer::kAbandoned)
                 return;
             oversized = a == Answer::kOversized;
-            std::size_t split = split_combined_answer(both.view(), config_->totp_digits);
+            std::size_t digits = factor.totp_active ? factor.totp.digits : config_->totp_digits;
+            std::size_t split = split_combined_answer(both.view(), digits);
             password = SecretBuffer::copy_of(both.view().substr(0, split));
             code = SecretBuffer::copy_of(both.view().substr(split));
             ask_code = false;
@@ -450,7 +451,7 @@ Conversation::FactorOutcome Conversation::check_second_factor(const SecondFactor
         return FactorOutcome::kEmpty;
 
     std::string recovery;
-    if (code.size() == config_->totp_digits && factor.totp_active) {
+    if (code.size() == factor.totp.digits && factor.totp_active) {
         SecretBuffer secret;
         if (!daemon_.key().open(context_.user, factor.totp.sealed_secret, secret)) {
             log::error("Failed to decrypt the TOTP secret of user '{}': wrong key file or altered record",
@@ -458,12 +459,13 @@ Conversation::FactorOutcome Conversation::check_second_factor(const SecondFactor
             audit({AuditEvent::kAuthFailure, false, AuditReason::kKeyError}, context_);
             return FactorOutcome::kKeyError;
         }
-        TotpParams params{config_->totp_digits, config_->totp_period, config_->totp_window,
+        TotpParams params{factor.totp.digits, factor.totp.period, config_->totp_window,
                           parse_totp_algorithm(factor.totp.algorithm).value_or(TotpAlgorithm::kSha1)};
         TotpMatch match = totp_verify(secret.view(), code, daemon_.now(), params);
         if (!match.matched)
             return FactorOutcome::kWrong;
-        StoreStatus st = daemon_.store().consume_totp_step(context_.user, match.step, match.offset);
+        std::int64_t used = match.step * static_cast<std::int64_t>(params.period);
+        StoreStatus st = daemon_.store().consume_totp_step(context_.user, used, match.offset);
         if (st == StoreStatus::kReplay)
             return FactorOutcome::kReplay;
         if (st != StoreStatus::kOk) {

@@ -143,6 +143,8 @@ int method_get_password_policy(sd_bus_message *m, void *userdata, sd_bus_error *
 }
 
 int method_add_user(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+    /* The message carries a secret or a hash: sd-bus wipes it when freed. */
+    (void)sd_bus_message_sensitive(m);
     return guarded(error, [&] {
         Daemon &daemon = daemon_of(userdata);
         Caller caller;
@@ -166,6 +168,8 @@ int method_add_user(sd_bus_message *m, void *userdata, sd_bus_error *error) {
 }
 
 int method_set_password(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+    /* The message carries a secret or a hash: sd-bus wipes it when freed. */
+    (void)sd_bus_message_sensitive(m);
     return guarded(error, [&] {
         Daemon &daemon = daemon_of(userdata);
         Caller caller;
@@ -228,6 +232,8 @@ int method_get_totp_policy(sd_bus_message *m, void *userdata, sd_bus_error *erro
 }
 
 int method_enroll_totp(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+    /* The message carries a secret or a hash: sd-bus wipes it when freed. */
+    (void)sd_bus_message_sensitive(m);
     return guarded(error, [&] {
         Daemon &daemon = daemon_of(userdata);
         Caller caller;
@@ -258,6 +264,8 @@ int method_enroll_totp(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         TotpRecord record;
         record.algorithm = totp_algorithm_name(*parsed);
         record.created = daemon.now();
+        record.digits = daemon.config()->totp_digits;
+        record.period = daemon.config()->totp_period;
         if (!daemon.key().seal(name, std::string_view(static_cast<const char *>(bytes), size),
                                record.sealed_secret))
             return sd_bus_error_setf(error, kErrorKeyFailed, "Failed to encrypt the secret.");
@@ -278,6 +286,8 @@ int method_enroll_totp(sd_bus_message *m, void *userdata, sd_bus_error *error) {
 }
 
 int method_confirm_totp(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+    /* The message carries a secret or a hash: sd-bus wipes it when freed. */
+    (void)sd_bus_message_sensitive(m);
     return guarded(error, [&] {
         Daemon &daemon = daemon_of(userdata);
         Caller caller;
@@ -306,7 +316,7 @@ int method_confirm_totp(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                                      "The stored secret does not decrypt under the host key; enroll again.");
         }
         auto c = daemon.config();
-        TotpParams params{c->totp_digits, c->totp_period, c->totp_window,
+        TotpParams params{record.digits, record.period, c->totp_window,
                           parse_totp_algorithm(record.algorithm).value_or(TotpAlgorithm::kSha1)};
         TotpMatch match = totp_verify(secret.view(), code, daemon.now(), params);
         if (!match.matched) {
@@ -315,7 +325,8 @@ int method_confirm_totp(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                                      "The code does not match; check the device's clock and try the current "
                                      "code, refusing.");
         }
-        st = daemon.store().confirm_totp(name, match.step, daemon.now());
+        st = daemon.store().confirm_totp(name, match.step * static_cast<std::int64_t>(record.period), match.offset,
+                                         daemon.now());
         if (st == StoreStatus::kReplay) {
             audit({AuditEvent::kConfirm, false, AuditReason::kReplay, "totp"}, admin_context(name, caller));
             return sd_bus_error_setf(error, kErrorReplayedCode,
@@ -340,9 +351,13 @@ int method_remove_totp(sd_bus_message *m, void *userdata, sd_bus_error *error) {
             return r;
         if (int r = check_name(name, error); r < 0)
             return r;
-        StoreStatus st = daemon.store().remove_totp(name);
+        UserRecord user;
+        StoreStatus st = daemon.store().get_user(name, user);
+        if (st != StoreStatus::kOk)
+            return store_error(daemon, st, name, "read", error);
+        st = daemon.store().remove_totp(name);
         if (st == StoreStatus::kNotFound)
-            return sd_bus_error_setf(error, kErrorNoSuchUser, "User '%s' has no TOTP factor.", name);
+            return sd_bus_error_setf(error, kErrorNoFactor, "User '%s' has no TOTP factor.", name);
         if (st != StoreStatus::kOk)
             return store_error(daemon, st, name, "remove the TOTP factor of", error);
         log::info("Removed the TOTP factor of user '{}' (by uid {})", name, caller.uid);
@@ -352,6 +367,8 @@ int method_remove_totp(sd_bus_message *m, void *userdata, sd_bus_error *error) {
 }
 
 int method_set_recovery_codes(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+    /* The message carries a secret or a hash: sd-bus wipes it when freed. */
+    (void)sd_bus_message_sensitive(m);
     return guarded(error, [&] {
         Daemon &daemon = daemon_of(userdata);
         Caller caller;
@@ -511,6 +528,10 @@ int method_get_user(sd_bus_message *m, void *userdata, sd_bus_error *error) {
             r = append_entry(p, "totp", "s", totp_state);
         if (r >= 0 && totp_status == StoreStatus::kOk)
             r = append_entry(p, "totp_algorithm", "s", totp.algorithm.c_str());
+        if (r >= 0 && totp_status == StoreStatus::kOk)
+            r = append_entry(p, "totp_digits", "u", totp.digits);
+        if (r >= 0 && totp_status == StoreStatus::kOk)
+            r = append_entry(p, "totp_period", "u", totp.period);
         if (r >= 0 && record.totp_drift)
             r = append_entry(p, "totp_drift", "x", *record.totp_drift);
         if (r >= 0)

@@ -29,12 +29,14 @@ const char *const kMigrations[] = {
     "  locked_until INTEGER"
     ") STRICT;",
     /* 1 -> 2: second factors */
-    "ALTER TABLE users ADD COLUMN totp_last_step INTEGER;"
+    "ALTER TABLE users ADD COLUMN totp_last_used INTEGER;"
     "ALTER TABLE users ADD COLUMN totp_drift INTEGER;"
     "CREATE TABLE totp ("
     "  user TEXT PRIMARY KEY NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
     "  sealed_secret BLOB NOT NULL,"
     "  algorithm TEXT NOT NULL CHECK (algorithm IN ('SHA1', 'SHA256', 'SHA512')),"
+    "  digits INTEGER NOT NULL CHECK (digits BETWEEN 6 AND 8),"
+    "  period INTEGER NOT NULL CHECK (period BETWEEN 15 AND 300),"
     "  state TEXT NOT NULL CHECK (state IN ('pending', 'active')),"
     "  created INTEGER NOT NULL,"
     "  confirmed INTEGER"
@@ -94,7 +96,7 @@ public:
     StoreStatus get_user(const std::string &name, UserRecord &ret_record) override {
         std::lock_guard lock(mutex_);
         Statement s = prepare("SELECT name, password_hash, created, updated, last_login, failures,"
-                              " first_failure, locked_until, totp_last_step, totp_drift FROM users WHERE name = ?1");
+                              " first_failure, locked_until, totp_last_used, totp_drift FROM users WHERE name = ?1");
         if (!s)
             return StoreStatus::kError;
         sqlite3_bind_text(s.get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
@@ -112,7 +114,7 @@ public:
         record.failures = static_cast<std::uint32_t>(sqlite3_column_int64(s.get(), 5));
         record.first_failure = column_optional(s.get(), 6);
         record.locked_until = column_optional(s.get(), 7);
-        record.totp_last_step = column_optional(s.get(), 8);
+        record.totp_last_used = column_optional(s.get(), 8);
         record.totp_drift = column_optional(s.get(), 9);
         ret_record = std::move(record);
         return StoreStatus::kOk;
@@ -201,7 +203,8 @@ public:
 
     StoreStatus get_totp(const std::string &name, TotpRecord &ret_record) override {
         std::lock_guard lock(mutex_);
-        Statement s = prepare("SELECT sealed_secret, algorithm, state, created, confirmed FROM totp WHERE user = ?1");
+        Statement s = prepare("SELECT sealed_secret, algorithm, state, created, confirmed, digits, period"
+                              " FROM totp WHERE user = ?1");
         if (!s)
             return StoreStatus::kError;
         bind_text(s.get(), 1, name);
@@ -219,6 +222,8 @@ public:
         record.state = text_column(s.get(), 2) == "active" ? TotpState::kActive : TotpState::kPending;
         record.created = sqlite3_column_int64(s.get(), 3);
         record.confirmed = column_optional(s.get(), 4);
+        record.digits = static_cast<unsigned>(sqlite3_column_int64(s.get(), 5));
+        record.period = static_cast<unsigned>(sqlite3_column_int64(s.get(), 6));
         ret_record = std::move(record);
         return StoreStatus::kOk;
     }
@@ -242,8 +247,8 @@ public:
             }
         }
         if (status == StoreStatus::kOk) {
-            Statement s = prepare("INSERT OR REPLACE INTO totp (user, sealed_secret, algorithm, state, created)"
-                                  " VALUES (?1, ?2, ?3, 'pending', ?4)");
+            Statement s = prepare("INSERT OR REPLACE INTO totp (user, sealed_secret, algorithm, state, created,"
+                                  " digits, period) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6)");
             status = s ? StoreStatus::kOk : StoreStatus::kError;
             if (s) {
                 bind_text(s.get(), 1, name);
@@ -251,17 +256,20 @@ public:
                                   static_cast<int>(record.sealed_secret.size()), SQLITE_TRANSIENT);
                 bind_text(s.get(), 3, record.algorithm);
                 sqlite3_bind_int64(s.get(), 4, record.created);
+                sqlite3_bind_int64(s.get(), 5, record.digits);
+                sqlite3_bind_int64(s.get(), 6, record.period);
                 status = step_done(s.get());
             }
         }
         return finish_transaction(status);
     }
 
-    StoreStatus confirm_totp(const std::string &name, std::int64_t step, std::int64_t now) override {
+    StoreStatus confirm_totp(const std::string &name, std::int64_t used, std::int64_t drift,
+                             std::int64_t now) override {
         std::lock_guard lock(mutex_);
         if (StoreStatus st = exec("BEGIN IMMEDIATE"); st != StoreStatus::kOk)
             return st;
-        StoreStatus status = advance_step(name, step, std::nullopt);
+        StoreStatus status = advance_step(name, used, drift);
         if (status == StoreStatus::kOk) {
             Statement s = prepare("UPDATE totp SET state = 'active', confirmed = ?2 WHERE user = ?1"
                                   " AND state = 'pending'");
@@ -289,11 +297,11 @@ public:
         return status;
     }
 
-    StoreStatus consume_totp_step(const std::string &name, std::int64_t step, std::int64_t drift) override {
+    StoreStatus consume_totp_step(const std::string &name, std::int64_t used, std::int64_t drift) override {
         std::lock_guard lock(mutex_);
         if (StoreStatus st = exec("BEGIN IMMEDIATE"); st != StoreStatus::kOk)
             return st;
-        return finish_transaction(advance_step(name, step, drift));
+        return finish_transaction(advance_step(name, used, drift));
     }
 
     StoreStatus set_recovery_codes(const std::string &name, const std::vector<std::string> &hashes,
@@ -543,11 +551,12 @@ private:
         return rc == SQLITE_DONE ? StoreStatus::kNotFound : fail(rc);
     }
 
-    /* Moves the user's TOTP watermark to step; the caller holds a write
-     * transaction, so the check and the update cannot interleave with
-     * another login's. */
-    StoreStatus advance_step(const std::string &name, std::int64_t step, std::optional<std::int64_t> drift) {
-        Statement q = prepare("SELECT totp_last_step FROM users WHERE name = ?1");
+    /* Moves the user's TOTP watermark to `used`, the start time of the
+     * accepted step; the caller holds a write transaction, so the check and
+     * the update cannot interleave with another login's. A time rather
+     * than a step number keeps the watermark valid across periods. */
+    StoreStatus advance_step(const std::string &name, std::int64_t used, std::optional<std::int64_t> drift) {
+        Statement q = prepare("SELECT totp_last_used FROM users WHERE name = ?1");
         if (!q)
             return StoreStatus::kError;
         bind_text(q.get(), 1, name);
@@ -557,14 +566,14 @@ private:
         if (rc != SQLITE_ROW)
             return fail(rc);
         std::optional<std::int64_t> last = column_optional(q.get(), 0);
-        if (last && step <= *last)
+        if (last && used <= *last)
             return StoreStatus::kReplay;
-        Statement u = prepare(drift ? "UPDATE users SET totp_last_step = ?2, totp_drift = ?3 WHERE name = ?1"
-                                    : "UPDATE users SET totp_last_step = ?2 WHERE name = ?1");
+        Statement u = prepare(drift ? "UPDATE users SET totp_last_used = ?2, totp_drift = ?3 WHERE name = ?1"
+                                    : "UPDATE users SET totp_last_used = ?2 WHERE name = ?1");
         if (!u)
             return StoreStatus::kError;
         bind_text(u.get(), 1, name);
-        sqlite3_bind_int64(u.get(), 2, step);
+        sqlite3_bind_int64(u.get(), 2, used);
         if (drift)
             sqlite3_bind_int64(u.get(), 3, *drift);
         return step_done(u.get());

@@ -32,7 +32,8 @@ struct UserRecord {
     std::uint32_t failures = 0;
     std::optional<std::int64_t> first_failure;
     std::optional<std::int64_t> locked_until;
-    std::optional<std::int64_t> totp_last_step; /* kept when the factor is removed */
+    std::optional<std::int64_t> totp_last_used; /* start time of the last accepted step; kept
+                                                   when the factor is removed */
     std::optional<std::int64_t> totp_drift;     /* steps, at the last accepted code */
 };
 
@@ -41,6 +42,8 @@ enum class TotpState { kPending, kActive };
 struct TotpRecord {
     std::string sealed_secret; /* nonce and ciphertext, see HostKey::seal */
     std::string algorithm;     /* SHA1, SHA256 or SHA512 */
+    unsigned digits = 6;       /* fixed at enrollment: the app was set up with them */
+    unsigned period = 30;
     TotpState state = TotpState::kPending;
     std::int64_t created = 0;
     std::optional<std::int64_t> confirmed;
@@ -77,16 +80,19 @@ public:
      * otherwise kExists. */
     virtual StoreStatus put_totp(const std::string &name, const TotpRecord &record, bool force) = 0;
 
-    /* Activates a pending factor with the step of a valid code, in one
-     * transaction with the replay check: a step at or before the user's
-     * last accepted step gives kReplay and changes nothing. */
-    virtual StoreStatus confirm_totp(const std::string &name, std::int64_t step, std::int64_t now) = 0;
+    /* Activates a pending factor with the step of a valid code (given as
+     * its start time), in one transaction with the replay check: a step at
+     * or before the user's last accepted one gives kReplay and changes
+     * nothing. */
+    virtual StoreStatus confirm_totp(const std::string &name, std::int64_t used, std::int64_t drift,
+                                     std::int64_t now) = 0;
 
     virtual StoreStatus remove_totp(const std::string &name) = 0;
 
-    /* Records an accepted TOTP step and its drift, in one transaction with
-     * the replay check (kReplay when step is not after the last one). */
-    virtual StoreStatus consume_totp_step(const std::string &name, std::int64_t step, std::int64_t drift) = 0;
+    /* Records an accepted TOTP step (its start time) and the drift, in one
+     * transaction with the replay check (kReplay when it is not after the
+     * last one). */
+    virtual StoreStatus consume_totp_step(const std::string &name, std::int64_t used, std::int64_t drift) = 0;
 
     /* Replaces the user's recovery codes with these keyed hashes. */
     virtual StoreStatus set_recovery_codes(const std::string &name, const std::vector<std::string> &hashes,

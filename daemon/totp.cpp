@@ -175,6 +175,7 @@ bool decode_base32_secret(std::string_view text, SecretBuffer &ret_secret, std::
 
 std::string encode_base32(std::string_view secret) {
     std::string out;
+    out.reserve((secret.size() * 8 + 4) / 5); /* no reallocation leaves partial copies behind */
     unsigned buffer = 0;
     int bits = 0;
     for (unsigned char byte : secret) {

@@ -12,6 +12,7 @@ inline constexpr const char *kErrorNoSuchUser = "net.warden.Admin1.Error.NoSuchU
 inline constexpr const char *kErrorUserExists = "net.warden.Admin1.Error.UserExists";
 inline constexpr const char *kErrorInvalidArgument = "net.warden.Admin1.Error.InvalidArgument";
 inline constexpr const char *kErrorStoreFailed = "net.warden.Admin1.Error.StoreFailed";
+inline constexpr const char *kErrorNoFactor = "net.warden.Admin1.Error.NoFactor";
 inline constexpr const char *kErrorFactorExists = "net.warden.Admin1.Error.FactorExists";
 inline constexpr const char *kErrorNoPendingFactor = "net.warden.Admin1.Error.NoPendingFactor";
 inline constexpr const char *kErrorInvalidCode = "net.warden.Admin1.Error.InvalidCode";

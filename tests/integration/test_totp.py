@@ -41,8 +41,10 @@ class TotpEnvTestCase(EnvTestCase):
             env.set_clock(t)
         return env.pam("alice", [password, code], **kwargs)
 
-    def last_step(self, env):
-        return env.user_row("alice")["totp_last_step"]
+    def last_step(self, env, period=30):
+        """The last accepted time step; the store keeps its start time."""
+        used = env.user_row("alice")["totp_last_used"]
+        return None if used is None else used // period
 
 
 class ReplayTest(TotpEnvTestCase):
@@ -108,7 +110,7 @@ class WindowTest(TotpEnvTestCase):
         r = self.login(env, code)
         self.assertCode(r, expected, "t=%d code=%s %r" % (t, code, mfa))
         if step is not None:
-            self.assertEqual(self.last_step(env), step)
+            self.assertEqual(self.last_step(env, int(mfa.get("totp_period", 30))), step)
         if expected == PAM_AUTH_ERR:
             self.assertEqual(env.failure_reasons(), ["code"])
         return env
@@ -280,11 +282,11 @@ class StackedTokenTest(TotpEnvTestCase):
         with open(record) as f:
             self.assertNotEqual(f.read().strip(), hashlib.sha256((P1 + "969429").encode()).hexdigest())
 
-        before = env.user_row("alice")["totp_last_step"]
+        before = env.user_row("alice")["totp_last_used"]
         r = env.pam("alice", [], service="first-none")
         self.assertCode(r, PAM_AUTH_ERR)
         self.assertEqual(r.prompt_texts(), [])
-        self.assertEqual(env.user_row("alice")["totp_last_step"], before)
+        self.assertEqual(env.user_row("alice")["totp_last_used"], before)
 
 
 class RecoveryCodeTest(TotpEnvTestCase):
@@ -360,6 +362,24 @@ class EnrollmentTest(TotpEnvTestCase):
         self.assertIn("That code was already used", r.stderr)
         self.assertEqual(self.last_step(env), 3)
 
+    def test_period_change_keeps_enrolled_factors(self):
+        """Digits and period are fixed at enrollment; a later change of the
+        defaults affects new factors only, and no watermark goes stale."""
+        env = self.make_totp_env(t=59)
+        env.enroll_totp("alice", S1)
+        self.assertCode(self.login(env, "287082"), PAM_SUCCESS)
+        env.stop_daemon()
+        env.config["mfa"]["totp_period"] = "60"
+        env.config["mfa"]["totp_digits"] = "8"
+        env.write_config()
+        env.start_daemon()
+        self.assertCode(self.login(env, "359152", t=62), PAM_SUCCESS)
+        self.assertEqual(self.last_step(env), 2)
+        env.plant_user("bob", P1)
+        env.enroll_totp("bob", S1)
+        env.set_clock(179)
+        self.assertCode(env.pam("bob", [P1, oathtool(S1, 179, digits=8, period=60)]), PAM_SUCCESS)
+
     def test_active_factor_not_replaced_without_force(self):
         env = self.make_totp_env()
         env.enroll_totp("alice", S1)
@@ -386,8 +406,9 @@ class SealedSecretTest(TotpEnvTestCase):
         env.plant_user("bob", P1)
         env.enroll_totp("alice", S1)
         with env.db() as db:
-            db.execute("INSERT INTO totp SELECT 'bob', sealed_secret, algorithm, state, created, confirmed "
-                       "FROM totp WHERE user = 'alice'")
+            db.execute("INSERT INTO totp (user, sealed_secret, algorithm, digits, period, state, created, confirmed)"
+                       " SELECT 'bob', sealed_secret, algorithm, digits, period, state, created, confirmed"
+                       " FROM totp WHERE user = 'alice'")
         self.assertCode(env.pam("bob", [P1, "287082"]), PAM_AUTHINFO_UNAVAIL)
         self.assertCode(self.login(env, "287082"), PAM_SUCCESS)
 
