@@ -100,8 +100,14 @@ std::string format_value(const Value &value, Format format) {
     if (const auto *number = std::get_if<std::uint64_t>(&value))
         return std::to_string(*number);
     std::int64_t number = std::get<std::int64_t>(value);
-    if (format == Format::kLockTime)
-        return number <= std::time(nullptr) ? "not locked" : format_time(number);
+    if (format == Format::kLockTime) {
+        /* wardend sends the lock's end by its own clock, 0 when not locked. */
+        if (number <= 0)
+            return "not locked";
+        if (number == std::numeric_limits<std::int64_t>::max())
+            return "until unlocked with 'wardenctl unlock'";
+        return format_time(number);
+    }
     if (format == Format::kTime)
         return format_time(number);
     if (format == Format::kSteps)
@@ -281,6 +287,13 @@ void command_user_remove(const Invocation &invocation) {
     print_done(invocation, name, "Removed user " + quoted(name) + ".");
 }
 
+void command_unlock(const Invocation &invocation) {
+    const std::string &name = user_argument(invocation);
+    AdminClient client;
+    client.call("unlock user " + quoted(name), "Unlock", "s", name.c_str());
+    print_done(invocation, name, "Unlocked user " + quoted(name) + " and cleared the failure count.");
+}
+
 void command_user_list(const Invocation &invocation) {
     AdminClient client;
     MessagePtr reply = client.call("list users", "ListUsers", nullptr);
@@ -358,6 +371,7 @@ constexpr Command kCommands[] = {
     {{"totp", "remove"}, "NAME", 1, 0, command_totp_remove, "Remove NAME's TOTP factor"},
     {{"recovery", "generate"}, "NAME", 1, 0, command_recovery_generate,
      "Replace NAME's recovery codes with ten new ones"},
+    {{"unlock", nullptr}, "NAME", 1, 0, command_unlock, "Lift NAME's lock and clear the failure count"},
     {{"status", nullptr}, "", 0, 0, command_status, "Show the version, mode, workers, queue and counters"},
 };
 

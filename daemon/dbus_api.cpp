@@ -522,8 +522,13 @@ int method_get_user(sd_bus_message *m, void *userdata, sd_bus_error *error) {
             r = append_entry(p, "last_login", "x", record.last_login.value_or(0));
         if (r >= 0)
             r = append_entry(p, "failures", "u", record.failures);
+        /* The lock's end by the daemon's clock, as logins see it; 0 when
+         * there is no lock in force. */
+        auto c = daemon.config();
+        Tally tally{record.failures, record.first_failure, record.locked_until};
+        std::int64_t lock = lock_end(tally, daemon.now(), {c->deny, c->fail_interval, c->unlock_time}).value_or(0);
         if (r >= 0)
-            r = append_entry(p, "locked_until", "x", record.locked_until.value_or(0));
+            r = append_entry(p, "locked_until", "x", lock);
         if (r >= 0)
             r = append_entry(p, "totp", "s", totp_state);
         if (r >= 0 && totp_status == StoreStatus::kOk)

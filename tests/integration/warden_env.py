@@ -367,6 +367,9 @@ class Env:
         import re
         return re.findall(r"Authentication of user '[^']*' for service '[^']*' failed: (\w+)", self.log())
 
+    def journal_available(self):
+        return PRIVATE_JOURNAL
+
     def journal(self, **fields):
         """Audit and log entries that this Env's wardend processes wrote to
         the private journal, oldest first, optionally filtered by fields."""

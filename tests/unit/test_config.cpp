@@ -1,6 +1,7 @@
 /* Unit tests of wardend.conf parsing (parse_config_text) and of the file
  * checks in load_config and check_config_files, on files in a private
  * temporary directory. */
+#include "daemon/audit.h"
 #include "daemon/config.h"
 
 #include <fcntl.h>
@@ -71,6 +72,11 @@ void config_defaults(void **) {
     assert_string_equal(c.key_file.c_str(), "/etc/warden/secret.key");
     assert_int_equal(c.workers, 0);
     assert_true(c.dbus);
+    assert_string_equal(c.log_level.c_str(), "info");
+    assert_int_equal(c.max_connections, 256);
+    assert_int_equal(c.max_connections_per_peer, 32);
+    assert_int_equal(c.queue_size, 256);
+    assert_int_equal(c.queue_timeout, 10);
     assert_int_equal(c.argon2_memory_kib, 65536);
     assert_int_equal(c.argon2_iterations, 3);
     assert_int_equal(c.min_length, 12);
@@ -84,6 +90,8 @@ void config_defaults(void **) {
     assert_false(c.even_deny_root);
     assert_int_equal(c.rhost_deny, 20);
     assert_int_equal(c.local_deny, 3);
+    assert_int_equal(c.audit_burst, AuditLimits{}.burst);
+    assert_int_equal(c.audit_interval, AuditLimits{}.interval);
 }
 
 void config_every_key(void **) {
@@ -118,7 +126,12 @@ void config_every_key(void **) {
                           "unlock_time = 0\n"
                           "even_deny_root = true\n"
                           "rhost_deny = 50\n"
-                          "local_deny = 2\n");
+                          "local_deny = 2\n"
+                          "fail_delay = 1\n"
+                          "\n"
+                          "[audit]\n"
+                          "burst = 7\n"
+                          "interval = 30\n");
     assert_no_problems(parsed);
     const Config &c = parsed.config;
     assert_int_equal(static_cast<int>(c.mode), static_cast<int>(DaemonMode::kDevelopment));
@@ -146,6 +159,9 @@ void config_every_key(void **) {
     assert_true(c.even_deny_root);
     assert_int_equal(c.rhost_deny, 50);
     assert_int_equal(c.local_deny, 2);
+    assert_int_equal(c.fail_delay, 1);
+    assert_int_equal(c.audit_burst, 7);
+    assert_int_equal(c.audit_interval, 30);
 }
 
 void config_unknown_key(void **) {
@@ -199,6 +215,9 @@ const RangeCase kRanges[] = {
     {"lockout", "unlock_time", 0, 365u * 24 * 3600},
     {"lockout", "rhost_deny", 1, 100000},
     {"lockout", "local_deny", 1, 1000},
+    {"lockout", "fail_delay", 0, 30},
+    {"audit", "burst", 1, 10000},
+    {"audit", "interval", 1, 3600},
 };
 
 void check_out_of_range(const RangeCase &range, const std::string &value) {
@@ -296,6 +315,18 @@ void config_mfa_off(void **) {
     Parsed development = parse("[daemon]\nmode = development\n[mfa]\nmode = off\n");
     assert_no_problems(development);
     assert_int_equal(static_cast<int>(development.config.mfa_mode), static_cast<int>(MfaMode::kOff));
+}
+
+void config_production_audit_interval_floor(void **) {
+    Parsed production = parse("[audit]\ninterval = 9\n");
+    std::string problem = single_problem(production);
+    assert_true(starts_with(problem, std::string(kPath) + ": [audit] interval: "));
+
+    Parsed at_floor = parse("[audit]\ninterval = 10\n");
+    assert_no_problems(at_floor);
+
+    Parsed development = parse("[daemon]\nmode = development\n[audit]\ninterval = 1\n");
+    assert_no_problems(development);
 }
 
 void config_production_lockout_floor(void **) {
@@ -684,6 +715,7 @@ int main() {
         cmocka_unit_test(config_argon2_floor_development),
         cmocka_unit_test(config_mfa_off),
         cmocka_unit_test(config_production_lockout_floor),
+        cmocka_unit_test(config_production_audit_interval_floor),
         cmocka_unit_test(config_bad_enumerations),
         cmocka_unit_test(config_socket_path_too_long),
         cmocka_unit_test(config_nul_byte),
