@@ -19,8 +19,9 @@
 namespace warden {
 namespace {
 
-/* libinih is built with a 200-byte line buffer; longer lines would be split. */
-constexpr std::size_t kMaxLineSize = 200;
+/* libinih is built with a 200-byte line buffer, newline and terminator
+ * included; longer lines would be split. Stay well inside it. */
+constexpr std::size_t kMaxLineSize = 190;
 
 constexpr std::uint64_t kMaxArgon2MemoryKib = 4ull * 1024 * 1024; /* 4 GiB */
 constexpr std::uint64_t kMaxArgon2Iterations = 100;
@@ -270,8 +271,12 @@ int ini_handler(void *user, const char *section, const char *name, const char *r
 
 /* Records where each key sits and reports lines that libinih would
  * misread: NUL bytes, lines longer than its buffer, and lines that are
- * neither a section, a key, a comment nor blank. */
-void scan_lines(ParseState &state, const std::string &text) {
+ * neither a section, a key, a comment nor blank. Returns the text with
+ * those lines blanked, so the other lines are still checked and every
+ * problem is reported at once. */
+std::string scan_lines(ParseState &state, const std::string &text) {
+    std::string clean;
+    clean.reserve(text.size());
     std::string section;
     int number = 0;
     std::size_t start = 0;
@@ -282,29 +287,38 @@ void scan_lines(ParseState &state, const std::string &text) {
         std::string_view line(text.data() + start, end - start);
         number++;
         std::string where = *state.path + ": line " + std::to_string(number) + ": ";
+        bool usable = false;
         if (line.find('\0') != std::string_view::npos) {
             state.problems->push_back(where + "contains a NUL byte");
         } else if (line.size() > kMaxLineSize) {
             state.problems->push_back(where + "longer than " + std::to_string(kMaxLineSize) + " bytes");
         } else {
+            usable = true;
             std::string t = trim(line);
             if (t.empty() || t[0] == '#' || t[0] == ';') {
                 /* blank or comment */
             } else if (t[0] == '[') {
-                if (t.back() != ']' || t.size() < 3)
+                if (t.back() != ']' || t.size() < 3) {
                     state.problems->push_back(where + "malformed section header " + quoted(t));
-                else
+                    usable = false;
+                } else {
                     section = t.substr(1, t.size() - 2);
+                }
             } else if (std::size_t eq = t.find('='); eq != std::string::npos && eq > 0) {
                 state.key_lines.emplace(section + "." + trim(t.substr(0, eq)), number);
             } else if (line[0] != ' ' && line[0] != '\t') {
                 state.problems->push_back(where + "expected 'key = value', found " + quoted(t));
+                usable = false;
             }
         }
+        if (usable)
+            clean.append(line);
+        clean.push_back('\n');
         if (end == text.size())
             break;
         start = end + 1;
     }
+    return clean;
 }
 
 void check_combinations(const std::string &path, const Config &c, std::vector<std::string> &problems) {
@@ -377,16 +391,16 @@ void parse_config_text(const std::string &path, const std::string &text, Config 
     ParseState state{&path, &config, &ret_problems, {}, {}};
     std::size_t before = ret_problems.size();
 
-    scan_lines(state, text);
-    bool scan_failed = ret_problems.size() != before;
-    if (!scan_failed) {
-        int rc = ini_parse_string(text.c_str(), ini_handler, &state);
-        if (rc > 0 && ret_problems.size() == before)
-            ret_problems.push_back(path + ": line " + std::to_string(rc) + ": syntax error");
-        else if (rc < 0)
-            ret_problems.push_back(path + ": could not be parsed");
+    std::string clean = scan_lines(state, text);
+    std::size_t after_scan = ret_problems.size();
+    int rc = ini_parse_string(clean.c_str(), ini_handler, &state);
+    if (rc > 0 && ret_problems.size() == before)
+        ret_problems.push_back(path + ": line " + std::to_string(rc) + ": syntax error");
+    else if (rc < 0)
+        ret_problems.push_back(path + ": could not be parsed");
+    /* Floors are judged only on a file that was read whole. */
+    if (after_scan == before)
         check_combinations(path, config, ret_problems);
-    }
     ret_config = config;
 }
 

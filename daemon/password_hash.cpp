@@ -54,7 +54,9 @@ bool parse_argon2id(std::string_view phc, Argon2Params &ret_params) noexcept {
     /* Salt of at least 8 bytes and a tag of at least 16, as Argon2 requires. */
     if (!is_base64_unpadded(salt) || salt.size() < 11 || !is_base64_unpadded(hash) || hash.size() < 22)
         return false;
-    if (t < 1 || p < 1 || p > 255 || m < 8 * p || m > (std::uint64_t{1} << 32))
+    /* libsodium keeps m and t in 32 bits; anything larger is a corrupt
+     * record, and keeping both below 2^32 keeps m * t from wrapping. */
+    if (t < 1 || t > UINT32_MAX || p < 1 || p > 255 || m < 8 * p || m > UINT32_MAX)
         return false;
     ret_params = {m, t, static_cast<std::uint32_t>(p)};
     return true;

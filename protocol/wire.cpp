@@ -179,8 +179,11 @@ bool decode(std::span<const std::byte> data, Frame &ret_frame, DecodeError &ret_
 
     if ((frame.present & type_rule->required) != type_rule->required)
         return fail(DecodeError::kMissingField, ret_error);
-    if (frame.has(FieldTag::kFlags) && (frame.get_u32(FieldTag::kFlags) & ~kFlagKnownMask))
-        return fail(DecodeError::kUnknownFlags, ret_error);
+    if (frame.has(FieldTag::kFlags)) {
+        std::uint32_t known = frame.type == FrameType::kPrompt ? std::uint32_t{kPromptIsPassword} : kFlagKnownMask;
+        if (frame.get_u32(FieldTag::kFlags) & ~known)
+            return fail(DecodeError::kUnknownFlags, ret_error);
+    }
     if (frame.has(FieldTag::kStyle)) {
         std::uint8_t style = frame.get_u8(FieldTag::kStyle);
         if (style < static_cast<std::uint8_t>(PromptStyle::kEchoOff) ||

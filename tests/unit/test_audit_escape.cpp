@@ -3,7 +3,8 @@
  * The rule: printable ASCII other than backslash passes; valid UTF-8
  * passes unless it encodes a C1 control (U+0080..U+009F); every other byte
  * becomes \xNN with two lower-case hex digits. Once the output has reached
- * max_bytes, the rest of the input is replaced by "...". */
+ * max_bytes, the rest of the input is replaced by "...". With
+ * escape_space, a space becomes \x20 as well. */
 #include "daemon/audit.h"
 
 #include <string>
@@ -17,8 +18,8 @@ namespace {
 using namespace warden;
 
 void assert_escaped(std::string_view input, std::string_view expected, std::size_t max_bytes = 256,
-                    std::source_location where = std::source_location::current()) {
-    std::string actual = escape_for_log(input, max_bytes);
+                    bool escape_space = false, std::source_location where = std::source_location::current()) {
+    std::string actual = escape_for_log(input, max_bytes, escape_space);
     if (actual != expected)
         test::fail_at("escape_for_log: expected '" + std::string(expected) + "', got '" + actual + "'", where);
 }
@@ -104,6 +105,14 @@ void escape_valid_utf8(void **) {
     assert_escaped("\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80");
 }
 
+void escape_space_in_key_value_line(void **) {
+    /* A user name "x rhost=10.0.0.1" must not add a field to the line
+     * that log scanners parse. */
+    assert_escaped("x rhost=10.0.0.1", "x\\x20rhost=10.0.0.1", 256, /* escape_space= */ true);
+    assert_escaped("x rhost=10.0.0.1", "x rhost=10.0.0.1", 256, /* escape_space= */ false);
+    assert_escaped("a\tb c\n", "a\\x09b\\x20c\\x0a", 256, /* escape_space= */ true);
+}
+
 void escape_length_bound(void **) {
     assert_escaped("abcdefgh", "abcdefgh", 8);
     assert_escaped("abcdefghi", "abcdefgh...", 8);
@@ -136,6 +145,7 @@ int main() {
         cmocka_unit_test(escape_above_unicode_range),
         cmocka_unit_test(escape_c1_controls),
         cmocka_unit_test(escape_valid_utf8),
+        cmocka_unit_test(escape_space_in_key_value_line),
         cmocka_unit_test(escape_length_bound),
         cmocka_unit_test(escape_length_bound_keeps_characters_whole),
         cmocka_unit_test(escape_length_bound_zero),

@@ -352,6 +352,16 @@ void config_bad_enumerations(void **) {
     }
 }
 
+void config_value_escaped_in_message(void **) {
+    /* A problem message quotes the value from the file, which must not
+     * carry terminal escapes or line breaks to the administrator's screen. */
+    Parsed parsed = parse("[daemon]\nmode = \x1b[2Jproduction\x7f\n");
+    std::string problem = single_problem(parsed);
+    assert_true(contains(problem, "'\\x1b[2Jproduction\\x7f'"));
+    assert_true(problem.find('\x1b') == std::string::npos);
+    assert_true(problem.find('\x7f') == std::string::npos);
+}
+
 void config_socket_path_too_long(void **) {
     std::string path = "/" + std::string(107, 's');
     Parsed parsed = parse("[daemon]\nsocket = " + path + "\n");
@@ -717,6 +727,7 @@ int main() {
         cmocka_unit_test(config_production_lockout_floor),
         cmocka_unit_test(config_production_audit_interval_floor),
         cmocka_unit_test(config_bad_enumerations),
+        cmocka_unit_test(config_value_escaped_in_message),
         cmocka_unit_test(config_socket_path_too_long),
         cmocka_unit_test(config_nul_byte),
         cmocka_unit_test(config_line_over_200_bytes),
