@@ -90,6 +90,11 @@ install: all
 	install -m 0644 systemd/net.warden.Admin1.conf $(DESTDIR)$(PREFIX)/share/dbus-1/system.d/
 	install -d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
 	install -m 0644 systemd/warden.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/warden.conf
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/catalog
+	install -m 0644 systemd/warden.catalog $(DESTDIR)$(PREFIX)/lib/systemd/catalog/warden.catalog
+	install -m 0644 systemd/net.warden.Admin1.service -D $(DESTDIR)$(PREFIX)/share/dbus-1/system-services/net.warden.Admin1.service
+	install -d $(DESTDIR)/etc/fail2ban/filter.d
+	install -m 0644 conf/fail2ban/filter.d/warden.conf $(DESTDIR)/etc/fail2ban/filter.d/warden.conf
 	install -d $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0644 docs/wardend.8 docs/wardenctl.8 docs/pam_warden.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 

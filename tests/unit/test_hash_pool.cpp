@@ -2,13 +2,20 @@
  * holds, deadlines and stop() fail waiting jobs without running them.
  *
  * A Gate job keeps the only worker busy, so the state of the queue is
- * known when each request is made. Waits are bounded so that a broken
- * pool fails the test instead of hanging it. */
+ * known when each request is made.
+ *
+ * CMocka leaves a failed test by longjmp, which skips destructors. A
+ * worker thread still blocked in a Gate, or a pool never stopped, would
+ * then wait on stack memory that the next test reuses. So each test that
+ * uses threads first records what it sees, then opens its gate, collects
+ * every result and stops the pool, and only then asserts. */
 #include "daemon/hash_pool.h"
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -24,8 +31,15 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using Outcome = HashPool::Outcome;
 
-/* Longest wait for something that should happen at once. */
-constexpr auto kPatience = 10s;
+/* Deadline of jobs that are not meant to time out. */
+constexpr auto kFarDeadline = 10s;
+/* Longest wait for something that should happen at once: well below
+ * kFarDeadline, so that reaching a deadline does not pass for a prompt
+ * reaction. */
+constexpr auto kPrompt = 5s;
+/* Longest wait for a run() to return. It returns by its deadline at the
+ * latest once its job has finished. */
+constexpr auto kPatience = kFarDeadline + 5s;
 
 /* A job that signals when it starts and then blocks until opened. */
 class Gate {
@@ -41,7 +55,7 @@ public:
 
     bool wait_started() {
         std::unique_lock lock(mutex_);
-        return changed_.wait_for(lock, kPatience, [this] { return started_; });
+        return changed_.wait_for(lock, kPrompt, [this] { return started_; });
     }
 
     void open() {
@@ -57,11 +71,11 @@ private:
     bool open_ = false;
 };
 
-Clock::time_point far_deadline() { return Clock::now() + kPatience; }
+Clock::time_point far_deadline() { return Clock::now() + kFarDeadline; }
 
 /* Polls until the pool reports queued waiting jobs. */
 bool wait_for_queued(const HashPool &pool, std::size_t queued) {
-    auto give_up = Clock::now() + kPatience;
+    auto give_up = Clock::now() + kPrompt;
     while (pool.stats().queued != queued) {
         if (Clock::now() > give_up)
             return false;
@@ -70,21 +84,49 @@ bool wait_for_queued(const HashPool &pool, std::size_t queued) {
     return true;
 }
 
-/* Runs a job on another thread, since run() blocks its caller. */
+/* Runs a job from another thread, since run() blocks its caller. */
 std::future<Outcome> run_async(HashPool &pool, std::function<void()> job, Clock::time_point deadline) {
     return std::async(std::launch::async, [&pool, job = std::move(job), deadline] { return pool.run(job, deadline); });
 }
 
-bool ready(std::future<Outcome> &future) { return future.wait_for(kPatience) == std::future_status::ready; }
+/* Returns the outcome of an asynchronous run. A run that never returns
+ * means a broken pool, and its thread still uses this test's stack, so
+ * the whole program stops rather than run the next test. */
+Outcome collect(std::future<Outcome> &future) {
+    if (future.wait_for(kPatience) != std::future_status::ready) {
+        std::fprintf(stderr, "HashPool::run did not return within %lld s; stopping the tests\n",
+                     static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(kPatience).count()));
+        std::_Exit(EXIT_FAILURE);
+    }
+    return future.get();
+}
+
+/* Runs a job and waits for its outcome, stopping the program when run()
+ * does not return. */
+Outcome run_and_wait(HashPool &pool, std::function<void()> job, Clock::time_point deadline) {
+    std::future<Outcome> future = run_async(pool, std::move(job), deadline);
+    return collect(future);
+}
+
+void assert_outcome(Outcome actual, Outcome expected, std::source_location where = std::source_location::current()) {
+    if (actual != expected)
+        test::fail_at("expected outcome " + std::to_string(static_cast<int>(expected)) + ", got " +
+                              std::to_string(static_cast<int>(actual)),
+                      where);
+}
 
 void pool_runs_jobs(void **) {
     HashPool pool(2, 4);
     std::atomic<int> count{0};
+    std::vector<Outcome> outcomes;
     for (int i = 0; i < 10; i++)
-        assert_int_equal(static_cast<int>(pool.run([&] { count++; }, far_deadline())), static_cast<int>(Outcome::kDone));
-    assert_int_equal(count.load(), 10);
-
+        outcomes.push_back(run_and_wait(pool, [&] { count++; }, far_deadline()));
     HashPool::Stats stats = pool.stats();
+    pool.stop();
+
+    for (Outcome outcome : outcomes)
+        assert_outcome(outcome, Outcome::kDone);
+    assert_int_equal(count.load(), 10);
     assert_int_equal(stats.workers, 2);
     assert_int_equal(stats.queue_limit, 4);
     assert_int_equal(stats.completed, 10);
@@ -96,21 +138,26 @@ void pool_runs_jobs(void **) {
 void pool_runs_concurrent_callers(void **) {
     HashPool pool(2, 64);
     std::atomic<int> count{0};
-    std::vector<std::future<Outcome>> results;
+    std::vector<std::future<Outcome>> futures;
     for (int i = 0; i < 16; i++)
-        results.push_back(run_async(pool, [&] { count++; }, far_deadline()));
-    for (auto &result : results) {
-        assert_true(ready(result));
-        assert_int_equal(static_cast<int>(result.get()), static_cast<int>(Outcome::kDone));
-    }
+        futures.push_back(run_async(pool, [&] { count++; }, far_deadline()));
+    std::vector<Outcome> outcomes;
+    for (auto &future : futures)
+        outcomes.push_back(collect(future));
+    pool.stop();
+
+    for (Outcome outcome : outcomes)
+        assert_outcome(outcome, Outcome::kDone);
     assert_int_equal(count.load(), 16);
 }
 
 void pool_job_runs_on_worker_thread(void **) {
     HashPool pool(1, 1);
     std::thread::id worker;
-    assert_int_equal(static_cast<int>(pool.run([&] { worker = std::this_thread::get_id(); }, far_deadline())),
-                     static_cast<int>(Outcome::kDone));
+    Outcome outcome = run_and_wait(pool, [&] { worker = std::this_thread::get_id(); }, far_deadline());
+    pool.stop();
+
+    assert_outcome(outcome, Outcome::kDone);
     assert_true(worker != std::thread::id());
     assert_true(worker != std::this_thread::get_id());
 }
@@ -119,50 +166,62 @@ void pool_queue_full(void **) {
     HashPool pool(1, 1);
     Gate gate;
     std::future<Outcome> running = run_async(pool, gate.job(), far_deadline());
-    assert_true(gate.wait_started());
+    bool started = gate.wait_started();
 
     std::atomic<bool> queued_ran{false};
     std::future<Outcome> queued = run_async(pool, [&] { queued_ran = true; }, far_deadline());
-    assert_true(wait_for_queued(pool, 1));
+    bool one_queued = wait_for_queued(pool, 1);
 
-    bool rejected_ran = false;
-    Outcome rejected = pool.run([&] { rejected_ran = true; }, far_deadline());
-    assert_int_equal(static_cast<int>(rejected), static_cast<int>(Outcome::kQueueFull));
-    assert_false(rejected_ran);
-    assert_int_equal(pool.stats().rejected, 1);
+    std::atomic<bool> rejected_ran{false};
+    Outcome rejected = run_and_wait(pool, [&] { rejected_ran = true; }, far_deadline());
+    bool rejected_ran_before_open = rejected_ran.load();
+    std::uint64_t rejected_count = pool.stats().rejected;
 
     gate.open();
-    assert_true(ready(running));
-    assert_int_equal(static_cast<int>(running.get()), static_cast<int>(Outcome::kDone));
-    assert_true(ready(queued));
-    assert_int_equal(static_cast<int>(queued.get()), static_cast<int>(Outcome::kDone));
+    Outcome running_outcome = collect(running);
+    Outcome queued_outcome = collect(queued);
+    pool.stop();
+
+    assert_true(started);
+    assert_true(one_queued);
+    assert_outcome(rejected, Outcome::kQueueFull);
+    assert_false(rejected_ran_before_open);
+    assert_int_equal(rejected_count, 1);
+    assert_outcome(running_outcome, Outcome::kDone);
+    assert_outcome(queued_outcome, Outcome::kDone);
     assert_true(queued_ran.load());
-    assert_false(rejected_ran);
+    assert_false(rejected_ran.load());
 }
 
 void pool_deadline_while_queued(void **) {
     HashPool pool(1, 1);
     Gate gate;
     std::future<Outcome> running = run_async(pool, gate.job(), far_deadline());
-    assert_true(gate.wait_started());
+    bool started = gate.wait_started();
 
     std::atomic<bool> late_ran{false};
     auto start = Clock::now();
-    Outcome late = pool.run([&] { late_ran = true; }, start + 50ms);
-    assert_int_equal(static_cast<int>(late), static_cast<int>(Outcome::kTimedOut));
-    assert_true(Clock::now() - start >= 50ms);
-    assert_int_equal(pool.stats().queued, 0);
-    assert_int_equal(pool.stats().rejected, 1);
+    Outcome late = run_and_wait(pool, [&] { late_ran = true; }, start + 50ms);
+    auto waited = Clock::now() - start;
+    HashPool::Stats after_deadline = pool.stats();
 
     gate.open();
-    assert_true(ready(running));
-    assert_int_equal(static_cast<int>(running.get()), static_cast<int>(Outcome::kDone));
+    Outcome running_outcome = collect(running);
+    /* Jobs run in order, so once a later job has run, the timed-out one
+     * would have run too had it stayed in the queue. */
+    Outcome later = run_and_wait(pool, [] {}, far_deadline());
+    HashPool::Stats at_end = pool.stats();
+    pool.stop();
 
-    /* Jobs run in order, so once a later job has run the timed-out one
-     * would have run too, had it stayed in the queue. */
-    assert_int_equal(static_cast<int>(pool.run([] {}, far_deadline())), static_cast<int>(Outcome::kDone));
+    assert_true(started);
+    assert_outcome(late, Outcome::kTimedOut);
+    assert_true(waited >= 50ms);
+    assert_int_equal(after_deadline.queued, 0);
+    assert_int_equal(after_deadline.rejected, 1);
+    assert_outcome(running_outcome, Outcome::kDone);
+    assert_outcome(later, Outcome::kDone);
     assert_false(late_ran.load());
-    assert_int_equal(pool.stats().completed, 2);
+    assert_int_equal(at_end.completed, 2);
 }
 
 void pool_deadline_does_not_stop_running_job(void **) {
@@ -170,13 +229,14 @@ void pool_deadline_does_not_stop_running_job(void **) {
     std::atomic<bool> finished{false};
     /* The idle worker takes the job well before the deadline; the job then
      * outlasts the deadline. */
-    Outcome outcome = pool.run(
-            [&] {
-                std::this_thread::sleep_for(400ms);
-                finished = true;
-            },
-            Clock::now() + 200ms);
-    assert_int_equal(static_cast<int>(outcome), static_cast<int>(Outcome::kDone));
+    auto sleeper = [&] {
+        std::this_thread::sleep_for(400ms);
+        finished = true;
+    };
+    Outcome outcome = run_and_wait(pool, sleeper, Clock::now() + 200ms);
+    pool.stop();
+
+    assert_outcome(outcome, Outcome::kDone);
     assert_true(finished.load());
 }
 
@@ -184,26 +244,33 @@ void pool_stop_fails_queued_jobs(void **) {
     HashPool pool(1, 2);
     Gate gate;
     std::future<Outcome> running = run_async(pool, gate.job(), far_deadline());
-    assert_true(gate.wait_started());
+    bool started = gate.wait_started();
 
     std::atomic<int> queued_ran{0};
     std::future<Outcome> first = run_async(pool, [&] { queued_ran++; }, far_deadline());
     std::future<Outcome> second = run_async(pool, [&] { queued_ran++; }, far_deadline());
-    assert_true(wait_for_queued(pool, 2));
+    bool two_queued = wait_for_queued(pool, 2);
 
     /* stop() joins the worker, which waits for the gate: call it aside. */
     std::thread stopper([&] { pool.stop(); });
 
-    /* Queued jobs fail while the running one is still running. */
-    assert_true(ready(first));
-    assert_int_equal(static_cast<int>(first.get()), static_cast<int>(Outcome::kStopping));
-    assert_true(ready(second));
-    assert_int_equal(static_cast<int>(second.get()), static_cast<int>(Outcome::kStopping));
+    /* The queued jobs fail while the running one is still running. */
+    bool first_failed_early = first.wait_for(kPrompt) == std::future_status::ready;
+    bool second_failed_early = second.wait_for(kPrompt) == std::future_status::ready;
 
     gate.open();
     stopper.join();
-    assert_true(ready(running));
-    assert_int_equal(static_cast<int>(running.get()), static_cast<int>(Outcome::kDone));
+    Outcome running_outcome = collect(running);
+    Outcome first_outcome = collect(first);
+    Outcome second_outcome = collect(second);
+
+    assert_true(started);
+    assert_true(two_queued);
+    assert_true(first_failed_early);
+    assert_true(second_failed_early);
+    assert_outcome(first_outcome, Outcome::kStopping);
+    assert_outcome(second_outcome, Outcome::kStopping);
+    assert_outcome(running_outcome, Outcome::kDone);
     assert_int_equal(queued_ran.load(), 0);
 }
 
@@ -211,11 +278,12 @@ void pool_run_after_stop(void **) {
     HashPool pool(1, 1);
     pool.stop();
     bool ran = false;
-    assert_int_equal(static_cast<int>(pool.run([&] { ran = true; }, far_deadline())),
-                     static_cast<int>(Outcome::kStopping));
-    assert_false(ran);
+    Outcome outcome = run_and_wait(pool, [&] { ran = true; }, Clock::now() + 100ms);
     /* A second stop() is harmless. */
     pool.stop();
+
+    assert_outcome(outcome, Outcome::kStopping);
+    assert_false(ran);
 }
 
 } // namespace
