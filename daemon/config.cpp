@@ -165,6 +165,8 @@ void handle_daemon_key(ParseState &state, const char *key, const std::string &va
         set_unsigned(state, s, key, value, 1, 65536, c.queue_size);
     } else if (!std::strcmp(key, "queue_timeout")) {
         set_unsigned(state, s, key, value, 1, 300, c.queue_timeout);
+    } else if (!std::strcmp(key, "request_timeout")) {
+        set_unsigned(state, s, key, value, 1, 60, c.request_timeout);
     } else {
         add_problem(state, s, key, "unknown key");
     }

@@ -25,6 +25,7 @@ struct Config {
     unsigned max_connections_per_peer = 32;
     unsigned queue_size = 256;     /* hash requests waiting for a worker */
     unsigned queue_timeout = 10;   /* seconds a hash request may wait */
+    unsigned request_timeout = 10; /* seconds a new connection may take to send its request */
 
     /* [password] */
     std::uint64_t argon2_memory_kib = 65536;

@@ -75,7 +75,7 @@ void Conversation::run() noexcept {
         SecretBuffer buffer(kMaxFrameSize);
         std::size_t size = 0;
         auto bytes = std::span<std::byte>(reinterpret_cast<std::byte *>(buffer.data()), buffer.capacity());
-        transport::Status status = transport::receive_frame(fd_.get(), bytes, kRequestTimeoutMs, size);
+        transport::Status status = transport::receive_frame(fd_.get(), bytes, static_cast<int>(config_->request_timeout) * 1000, size);
         if (status != transport::Status::kOk) {
             log::debug("Connection from pid {} uid {} ended before a request: {}", peer_.pid, peer_.uid,
                        transport::status_string(status));
@@ -221,7 +221,7 @@ bool Conversation::verify_on_pool(const std::string &phc, std::string_view passw
     VerifyResult result = VerifyResult::kMismatch;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->queue_timeout);
     HashPool::Outcome outcome =
-            daemon_.pool().run([&] { result = verify_password(phc, password, policy); }, deadline);
+            daemon_.pool().run([&] { result = verify_password(phc, password, policy); }, deadline, fairness_key());
     if (outcome != HashPool::Outcome::kDone) {
         log::warning("Failed to schedule a password check for '{}' from pid {}: {}",
                      escape_for_log(context_.user, 64), peer_.pid,
@@ -232,6 +232,13 @@ bool Conversation::verify_on_pool(const std::string &phc, std::string_view passw
     }
     ret_result = result;
     return true;
+}
+
+std::string Conversation::fairness_key() const {
+    /* Remote logins share by host; local ones by the caller's uid. */
+    if (!context_.rhost.empty())
+        return "rhost:" + context_.rhost;
+    return "uid:" + std::to_string(peer_.uid);
 }
 
 void Conversation::handle_authenticate(const wire::Frame &request) {
@@ -405,7 +412,8 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         bool ok = false;
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->queue_timeout);
         HashPool::Outcome outcome =
-                daemon_.pool().run([&] { ok = hash_password(password.view(), policy, rehashed); }, deadline);
+                daemon_.pool().run([&] { ok = hash_password(password.view(), policy, rehashed); }, deadline,
+                                   fairness_key());
         if (outcome == HashPool::Outcome::kDone && ok)
             new_hash = std::move(rehashed);
         else

@@ -15,9 +15,8 @@
 
 namespace warden {
 
-/* How long the daemon waits for the request frame, and for a human to
- * answer a prompt. */
-inline constexpr int kRequestTimeoutMs = 10 * 1000;
+/* How long the daemon waits for a human to answer a prompt. The wait for
+ * the request itself is [daemon] request_timeout. */
 inline constexpr int kAnswerTimeoutMs = 5 * 60 * 1000;
 inline constexpr int kSendTimeoutMs = 5 * 1000;
 
@@ -87,6 +86,7 @@ private:
     bool verify_on_pool(const std::string &phc, std::string_view password, VerifyResult &ret_result);
 
     void fail_unavailable(const char *why);
+    std::string fairness_key() const;
 
     Daemon &daemon_;
     UniqueFd fd_;

@@ -7,6 +7,7 @@ namespace warden {
 struct HashPool::Task {
     enum class State { kQueued, kRunning, kDone, kCancelled };
     std::function<void()> job;
+    std::string key;
     State state = State::kQueued;
     std::condition_variable finished;
 };
@@ -19,26 +20,32 @@ HashPool::HashPool(unsigned workers, unsigned queue_limit) : queue_limit_(queue_
 
 HashPool::~HashPool() { stop(); }
 
-HashPool::Outcome HashPool::run(std::function<void()> job, std::chrono::steady_clock::time_point deadline) {
+HashPool::Outcome HashPool::run(std::function<void()> job, std::chrono::steady_clock::time_point deadline,
+                                const std::string &fairness_key) {
     auto task = std::make_shared<Task>();
     task->job = std::move(job);
+    task->key = fairness_key;
 
     std::unique_lock lock(mutex_);
     if (stopping_)
         return Outcome::kStopping;
     /* Waiting jobs beyond the bound are refused at once: the client gets
      * "service unavailable" instead of an unbounded wait. */
-    if (queue_.size() >= queue_limit_) {
+    if (queued_ >= queue_limit_) {
         rejected_++;
         return Outcome::kQueueFull;
     }
-    queue_.push_back(task);
+    std::deque<std::shared_ptr<Task>> &waiting = queues_[task->key];
+    if (waiting.empty())
+        turns_.push_back(task->key);
+    waiting.push_back(task);
+    queued_++;
     work_available_.notify_one();
 
     while (task->state == Task::State::kQueued) {
         if (task->finished.wait_until(lock, deadline) == std::cv_status::timeout &&
             task->state == Task::State::kQueued) {
-            queue_.erase(std::find(queue_.begin(), queue_.end(), task));
+            remove_queued(task);
             task->state = Task::State::kCancelled;
             rejected_++;
             return Outcome::kTimedOut;
@@ -51,11 +58,10 @@ HashPool::Outcome HashPool::run(std::function<void()> job, std::chrono::steady_c
 void HashPool::worker_loop() {
     std::unique_lock lock(mutex_);
     for (;;) {
-        work_available_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty() && stopping_)
+        work_available_.wait(lock, [&] { return stopping_ || queued_ > 0; });
+        if (queued_ == 0 && stopping_)
             return;
-        std::shared_ptr<Task> task = queue_.front();
-        queue_.pop_front();
+        std::shared_ptr<Task> task = take_next();
         task->state = Task::State::kRunning;
         running_++;
         lock.unlock();
@@ -74,11 +80,15 @@ void HashPool::stop() {
         if (stopping_ && threads_.empty())
             return;
         stopping_ = true;
-        for (auto &task : queue_) {
-            task->state = Task::State::kCancelled;
-            task->finished.notify_all();
+        for (auto &[key, waiting] : queues_) {
+            for (auto &task : waiting) {
+                task->state = Task::State::kCancelled;
+                task->finished.notify_all();
+            }
         }
-        queue_.clear();
+        queues_.clear();
+        turns_.clear();
+        queued_ = 0;
     }
     work_available_.notify_all();
     for (auto &thread : threads_)
@@ -88,8 +98,39 @@ void HashPool::stop() {
 
 HashPool::Stats HashPool::stats() const {
     std::lock_guard lock(mutex_);
-    return {static_cast<unsigned>(threads_.size()), queue_limit_, queue_.size(), running_, completed_,
-            rejected_};
+    return {static_cast<unsigned>(threads_.size()), queue_limit_, queued_, running_, completed_, rejected_};
+}
+
+std::shared_ptr<HashPool::Task> HashPool::take_next() {
+    /* The key whose turn it is gives up its oldest job and goes to the back
+     * of the line if it has more. */
+    std::string key = turns_.front();
+    turns_.pop_front();
+    std::deque<std::shared_ptr<Task>> &waiting = queues_[key];
+    std::shared_ptr<Task> task = waiting.front();
+    waiting.pop_front();
+    queued_--;
+    if (waiting.empty())
+        queues_.erase(key);
+    else
+        turns_.push_back(key);
+    return task;
+}
+
+void HashPool::remove_queued(const std::shared_ptr<Task> &task) {
+    auto it = queues_.find(task->key);
+    if (it == queues_.end())
+        return;
+    std::deque<std::shared_ptr<Task>> &waiting = it->second;
+    auto pos = std::find(waiting.begin(), waiting.end(), task);
+    if (pos == waiting.end())
+        return;
+    waiting.erase(pos);
+    queued_--;
+    if (waiting.empty()) {
+        queues_.erase(it);
+        turns_.erase(std::find(turns_.begin(), turns_.end(), task->key));
+    }
 }
 
 } // namespace warden

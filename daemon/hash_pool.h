@@ -1,7 +1,12 @@
 /* A fixed set of threads that run Argon2 jobs. Argon2 is memory-hard, so
  * at most `workers` hashes run at once; other requests wait in a bounded
  * queue and give up at their deadline. Memory therefore stays near
- * workers x argon2_memory however many clients connect. */
+ * workers x argon2_memory however many clients connect.
+ *
+ * Waiting jobs are grouped by a fairness key (the remote host, or the
+ * caller's uid) and workers take one job from each group in turn, so a
+ * source that floods the queue delays only itself: another source's job
+ * waits for at most one job per busy group ahead of it. */
 #pragma once
 
 #include <chrono>
@@ -9,6 +14,8 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
+#include <string>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -41,7 +48,8 @@ public:
 
     /* Runs job on a worker and waits for it. A job that has started always
      * finishes; the deadline only applies while it waits. */
-    Outcome run(std::function<void()> job, std::chrono::steady_clock::time_point deadline);
+    Outcome run(std::function<void()> job, std::chrono::steady_clock::time_point deadline,
+                const std::string &fairness_key = {});
 
     /* Stops accepting jobs, fails queued ones with kStopping and joins the
      * workers after the running jobs end. */
@@ -52,10 +60,15 @@ public:
 private:
     struct Task;
     void worker_loop();
+    std::shared_ptr<Task> take_next();
+    void remove_queued(const std::shared_ptr<Task> &task);
 
     mutable std::mutex mutex_;
     std::condition_variable work_available_;
-    std::deque<std::shared_ptr<Task>> queue_;
+    /* Waiting jobs per fairness key, and the keys in the order they are served. */
+    std::map<std::string, std::deque<std::shared_ptr<Task>>> queues_;
+    std::deque<std::string> turns_;
+    std::size_t queued_ = 0;
     std::vector<std::thread> threads_;
     unsigned queue_limit_;
     std::size_t running_ = 0;

@@ -115,6 +115,49 @@ void assert_outcome(Outcome actual, Outcome expected, std::source_location where
                       where);
 }
 
+/* Runs a keyed job from another thread. */
+std::future<Outcome> run_keyed(HashPool &pool, std::function<void()> job, const std::string &key) {
+    return std::async(std::launch::async,
+                      [&pool, job = std::move(job), key] { return pool.run(job, far_deadline(), key); });
+}
+
+void pool_serves_keys_in_turn(void **) {
+    /* Five jobs from a flooding source queue before one from another
+     * source; the other source's job runs second, not sixth. */
+    HashPool pool(1, 16);
+    Gate gate;
+    std::future<Outcome> blocker = run_keyed(pool, gate.job(), "blocker");
+    bool started = gate.wait_started();
+    std::mutex order_mutex;
+    std::vector<std::string> order;
+    auto record = [&](std::string name) {
+        return [&, name] {
+            std::lock_guard lock(order_mutex);
+            order.push_back(name);
+        };
+    };
+    std::vector<std::future<Outcome>> futures;
+    for (int i = 0; i < 5; i++) {
+        futures.push_back(run_keyed(pool, record("flood" + std::to_string(i)), "rhost:flood"));
+        wait_for_queued(pool, static_cast<std::size_t>(i + 1));
+    }
+    futures.push_back(run_keyed(pool, record("other"), "rhost:other"));
+    bool queued = wait_for_queued(pool, 6);
+    gate.open();
+    Outcome first = collect(blocker);
+    for (auto &future : futures)
+        collect(future);
+    pool.stop();
+
+    assert_true(started);
+    assert_true(queued);
+    assert_outcome(first, Outcome::kDone);
+    assert_int_equal(order.size(), 6);
+    assert_string_equal(order[0].c_str(), "flood0");
+    assert_string_equal(order[1].c_str(), "other");
+    assert_string_equal(order[5].c_str(), "flood4");
+}
+
 void pool_runs_jobs(void **) {
     HashPool pool(2, 4);
     std::atomic<int> count{0};
@@ -298,6 +341,7 @@ int main() {
         cmocka_unit_test(pool_deadline_does_not_stop_running_job),
         cmocka_unit_test(pool_stop_fails_queued_jobs),
         cmocka_unit_test(pool_run_after_stop),
+        cmocka_unit_test(pool_serves_keys_in_turn),
     };
     return cmocka_run_group_tests_name("hash_pool", tests, nullptr, nullptr);
 }

@@ -1,0 +1,805 @@
+#!/usr/bin/env python3
+"""Run Warden's benchmark and print the report.
+
+Starts a private dbus-daemon and development-mode wardend instances at the
+production Argon2 cost under a temporary directory, enrols users through
+wardenctl, drives logins through the real libpam with build/bench/warden_bench,
+and, as root, measures pam_unix (yescrypt) and pam_oath in a private mount
+namespace as a reference stack. Every process it starts is stopped again,
+also on Ctrl-C or SIGTERM.
+
+Usage: python3 bench/run.py --build BUILD_DIR [--quick] [--json FILE] [--keep]
+"""
+
+import argparse
+import base64
+import ctypes
+import json
+import os
+import platform
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+# PAM return codes from security/_pam_types.h (Linux-PAM 1.5).
+PAM_SUCCESS = 0
+PAM_AUTH_ERR = 7
+PAM_AUTHINFO_UNAVAIL = 9
+PAM_CODE_NAMES = {0: "SUCCESS", 6: "PERM_DENIED", 7: "AUTH_ERR", 9: "AUTHINFO_UNAVAIL", 10: "USER_UNKNOWN",
+                  19: "CONV_ERR"}
+
+# The production defaults of wardend.conf, which the benchmark keeps.
+ARGON2_MEMORY_KIB = 65536
+ARGON2_ITERATIONS = 3
+
+LEGITIMATE_RHOST = "192.0.2.10"   # TEST-NET-1: a name only, no traffic is sent
+FLOOD_RHOST = "198.51.100.20"     # TEST-NET-2
+MIB = 1024.0
+
+
+class BenchError(Exception):
+    """A step of the benchmark failed; the message says which and why."""
+
+
+def die_with_parent():
+    """Runs in each child before exec: the kernel sends it SIGTERM when the
+    runner dies, so nothing outlives an interrupted benchmark."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    PR_SET_PDEATHSIG = 1
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_process(proc, timeout=40):
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# -- machine ---------------------------------------------------------------
+
+def cpu_count():
+    return len(os.sched_getaffinity(0))
+
+
+def machine_facts(work_dir):
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    hypervisor = ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Hypervisor vendor:"):
+                hypervisor = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    fs_type = subprocess.run(["stat", "-f", "-c", "%T", work_dir], capture_output=True, text=True).stdout.strip()
+
+    def package_version(name):
+        proc = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", name], capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else "not installed"
+
+    return {
+        "cpu_model": model,
+        "cpus": cpu_count(),
+        "kernel": platform.release(),
+        "memory_mib": mem_kib // 1024,
+        "hypervisor": hypervisor or "none",
+        "state_filesystem": fs_type,
+        "libsodium": package_version("libsodium23"),
+        "libpam": package_version("libpam0g"),
+        "liboath": package_version("liboath0"),
+        "libcrypt": package_version("libcrypt1"),
+    }
+
+
+class CpuMeter:
+    """Splits the CPU time used during a scenario into this benchmark's own
+    (runner, driver, wardend, dbus-daemon) and everyone else's, from
+    /proc/stat, so a disturbed measurement shows in the report."""
+
+    def __init__(self, pids):
+        self.pids = pids
+        self.ticks_per_second = os.sysconf("SC_CLK_TCK")
+
+    def snapshot(self):
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+        busy = (user + nice + system + irq + softirq) / self.ticks_per_second
+        own = 0.0
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+            usage = resource.getrusage(who)
+            own += usage.ru_utime + usage.ru_stime
+        for pid in self.pids():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    stat = f.read().rsplit(")", 1)[1].split()
+                own += (int(stat[11]) + int(stat[12])) / self.ticks_per_second
+            except (OSError, IndexError, ValueError):
+                pass
+        return time.monotonic(), busy, own, steal / self.ticks_per_second
+
+    def since(self, start):
+        end = self.snapshot()
+        elapsed = end[0] - start[0]
+        capacity = max(elapsed * cpu_count(), 1e-9)
+        foreign = max(0.0, (end[1] - start[1]) - (end[2] - start[2]))
+        return {"seconds": elapsed, "foreign_cpu_share": foreign / capacity,
+                "steal_share": (end[3] - start[3]) / capacity}
+
+
+# -- processes -------------------------------------------------------------
+
+class PrivateBus:
+    """A dbus-daemon of the system-bus type on a socket in the work dir."""
+
+    def __init__(self, work_dir):
+        self.socket = os.path.join(work_dir, "system_bus_socket")
+        self.config = os.path.join(work_dir, "bus.conf")
+        with open(self.config, "w") as f:
+            f.write('<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"\n'
+                    ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
+                    "<busconfig>\n  <type>system</type>\n"
+                    "  <listen>unix:path=%s</listen>\n  <auth>EXTERNAL</auth>\n"
+                    '  <policy context="default">\n    <allow user="*"/>\n    <allow own="*"/>\n'
+                    '    <allow send_destination="*"/>\n    <allow receive_sender="*"/>\n'
+                    "  </policy>\n</busconfig>\n" % self.socket)
+        self.address = "unix:path=" + self.socket
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(["dbus-daemon", "--config-file=" + self.config, "--nofork", "--nopidfile"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.socket):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError("dbus-daemon did not create its socket '%s'" % self.socket)
+            time.sleep(0.02)
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+class Wardend:
+    """One development-mode wardend with its own key, config, store, socket
+    and PAM service file, at the production Argon2 cost."""
+
+    def __init__(self, build, work_dir, name, overrides, clock_file=None):
+        self.build = build
+        self.dir = os.path.join(work_dir, name)
+        os.mkdir(self.dir, 0o700)
+        self.bus = PrivateBus(self.dir)
+        self.socket = os.path.join(self.dir, "wardend.sock")
+        self.state = os.path.join(self.dir, "state")
+        self.key = os.path.join(self.dir, "secret.key")
+        self.config_path = os.path.join(self.dir, "wardend.conf")
+        self.log_path = os.path.join(self.dir, "wardend.log")
+        self.confdir = os.path.join(self.dir, "pam.d")
+        self.service = "warden-bench"
+        self.clock_file = clock_file
+        self.proc = None
+        self.config = {
+            "daemon": {"mode": "development", "socket": self.socket, "state_directory": self.state,
+                       "key_file": self.key, "dbus": "system", "log_level": "info"},
+            "password": {"argon2_memory_kib": str(ARGON2_MEMORY_KIB),
+                         "argon2_iterations": str(ARGON2_ITERATIONS)},
+            "mfa": {"mode": "off"},
+            "lockout": {"fail_delay": "0"},
+        }
+        for section, values in overrides.items():
+            self.config.setdefault(section, {}).update(values)
+        self.run([os.path.join(build, "wardend"), "--generate-key", self.key])
+        with open(self.config_path, "w") as f:
+            for section, values in self.config.items():
+                f.write("[%s]\n" % section)
+                f.writelines("%s = %s\n" % item for item in values.items())
+        os.chmod(self.config_path, 0o600)
+        os.mkdir(self.confdir, 0o755)
+        with open(os.path.join(self.confdir, self.service), "w") as f:
+            f.write("auth required %s socket=%s\n" % (os.path.join(build, "pam_warden.so"), self.socket))
+
+    def env(self):
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address)
+        if self.clock_file:
+            env["WARDEN_TEST_CLOCK_FILE"] = self.clock_file
+        return env
+
+    def run(self, args, input_text=None):
+        proc = subprocess.run(args, input=input_text, capture_output=True, text=True, env=self.env(), timeout=120)
+        if proc.returncode != 0:
+            raise BenchError("'%s' failed with status %d: %s" % (" ".join(args[:3]), proc.returncode,
+                                                                 proc.stderr.strip()))
+        return proc.stdout
+
+    def ctl(self, *args, input_text=None):
+        return self.run([os.path.join(self.build, "wardenctl")] + list(args), input_text)
+
+    def start(self):
+        self.bus.start()
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([os.path.join(self.build, "wardend"), "--config", self.config_path],
+                                     stdout=log, stderr=log, env=self.env(), preexec_fn=die_with_parent)
+        log.close()
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError("wardend exited with status %d:\n%s" % (self.proc.returncode, self.log_tail()))
+            if time.monotonic() > deadline:
+                raise BenchError("wardend did not become ready within 60 s:\n" + self.log_tail())
+            if self.socket_accepts() and self.bus_name_owned():
+                return
+            time.sleep(0.05)
+
+    def socket_accepts(self):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+                s.connect(self.socket)
+            return True
+        except OSError:
+            return False
+
+    def bus_name_owned(self):
+        proc = subprocess.run(["busctl", "--system", "status", "net.warden.Admin1"], capture_output=True,
+                              env=self.env())
+        return proc.returncode == 0
+
+    def stop(self):
+        stop_process(self.proc)
+        self.bus.stop()
+
+    def pids(self):
+        return [p.pid for p in (self.proc, self.bus.proc) if p and p.poll() is None]
+
+    def log_tail(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-3000:]
+        except OSError:
+            return ""
+
+    def status(self):
+        return json.loads(self.ctl("--json", "status"))
+
+    def proc_status_kib(self, key):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        return 0
+
+    def add_user(self, name, password):
+        self.ctl("user", "add", name, "--password-stdin", input_text=password + "\n")
+
+    def stored_hash(self, name):
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.state, "warden.db"), uri=True, timeout=10)
+        try:
+            row = db.execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()
+        finally:
+            db.close()
+        if not row:
+            raise BenchError("user '%s' is not in the store after 'wardenctl user add'" % name)
+        return row[0]
+
+    def workers(self):
+        return int(self.status()["workers"])
+
+
+def write_secret_file(directory, name, text):
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    return path
+
+
+class Driver:
+    """Calls build/bench/warden_bench and returns its JSON result."""
+
+    def __init__(self, build):
+        self.path = os.path.join(build, "bench", "warden_bench")
+        if not os.access(self.path, os.X_OK):
+            raise BenchError("'%s' is missing; run 'make bench'" % self.path)
+
+    def command(self, scenario, options):
+        args = [self.path, scenario]
+        for key, value in options.items():
+            args += ["--" + key, str(value)]
+        return args
+
+    def run(self, scenario, options, prefix=()):
+        args = list(prefix) + self.command(scenario, options)
+        proc = subprocess.run(args, capture_output=True, text=True, preexec_fn=die_with_parent)
+        if proc.returncode != 0:
+            raise BenchError("warden_bench %s failed with status %d: %s" % (scenario, proc.returncode,
+                                                                            proc.stderr.strip()))
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- scenarios -------------------------------------------------------------
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.build = os.path.abspath(args.build)
+        self.quick = args.quick
+        self.work_dir = tempfile.mkdtemp(prefix="warden-bench-")
+        os.chmod(self.work_dir, 0o755)
+        self.driver = Driver(self.build)
+        self.daemons = []
+        self.meter = CpuMeter(self.live_pids)
+        self.results = {"parameters": {}, "machine": machine_facts(self.work_dir)}
+        self.password = secrets.token_urlsafe(24)
+        self.password_file = write_secret_file(self.work_dir, "password", self.password)
+        cpus = cpu_count()
+        self.params = {
+            "argon2_memory_kib": ARGON2_MEMORY_KIB,
+            "argon2_iterations": ARGON2_ITERATIONS,
+            "latency_samples": 10 if self.quick else 60,
+            "latency_warmup": 2 if self.quick else 3,
+            "throughput_clients": [2 * cpus, 4 * cpus, 16 * cpus],
+            "throughput_warmup_s": 2 if self.quick else 3,
+            "throughput_window_s": 6 if self.quick else 20,
+            "verify_rate_window_s": 4 if self.quick else 10,
+            "burst_clients": 200 if self.quick else 1000,
+            "flood_clients": 100 if self.quick else 500,
+            "flood_samples": 3 if self.quick else 8,
+            "flood_warmup_s": 5,
+            "flood_retry_pause_s": 0.1,
+            "idle_samples": 5 if self.quick else 15,
+            "reference_samples": 10 if self.quick else 60,
+        }
+        self.results["parameters"] = self.params
+
+    def live_pids(self):
+        return [pid for daemon in self.daemons for pid in daemon.pids()]
+
+    def close(self):
+        for daemon in self.daemons:
+            daemon.stop()
+        if self.args.keep:
+            print("Kept the work directory '%s'." % self.work_dir)
+        else:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def start_daemon(self, name, overrides, clock_file=None):
+        daemon = Wardend(self.build, self.work_dir, name, overrides, clock_file)
+        self.daemons.append(daemon)
+        daemon.start()
+        return daemon
+
+    def stop_daemon(self, daemon):
+        daemon.stop()
+        self.daemons.remove(daemon)
+
+    def measured(self, name, function):
+        """Runs one scenario, records its result with the CPU share that
+        other processes took meanwhile, and prints progress."""
+        print("  %s ..." % name, flush=True)
+        start = self.meter.snapshot()
+        result = function()
+        result["cpu"] = self.meter.since(start)
+        self.results[name] = result
+        return result
+
+    def load_overrides(self):
+        """Caps raised so the many clients of one driver process (one peer
+        for wardend) are admitted; queue_size and queue_timeout keep their
+        defaults of 256 and 10 s."""
+        return {
+            "daemon": {"max_connections": "4000", "max_connections_per_peer": "4000"},
+            "lockout": {"deny": "1000", "rhost_deny": "100000", "fail_delay": "0"},
+        }
+
+    def login_options(self, daemon, **extra):
+        options = {"confdir": daemon.confdir, "service": daemon.service, "password-file": self.password_file}
+        options.update(extra)
+        return options
+
+    # 1. latency, password only, and the in-process hash.
+    def run_password_latency(self, daemon):
+        hash_file = write_secret_file(self.work_dir, "bench.phc", daemon.stored_hash("bench"))
+        self.measured("latency_password", lambda: self.driver.run("latency", self.login_options(
+            daemon, user="bench", rhost=LEGITIMATE_RHOST, baseline="argon2id", **{"hash-file": hash_file},
+            samples=self.params["latency_samples"], warmup=self.params["latency_warmup"])))
+        return hash_file
+
+    # 1b. latency, password and TOTP with [mfa] mode = required.
+    def run_totp_latency(self):
+        clock_file = os.path.join(self.work_dir, "test-clock")
+        clock_start = int(time.time()) // 30 * 30
+        with open(clock_file, "w") as f:
+            f.write("%d\n" % clock_start)
+        daemon = self.start_daemon("totp", {"mfa": {"mode": "required"}}, clock_file=clock_file)
+        daemon.add_user("bench", self.password)
+        enrolment = json.loads(daemon.ctl("--json", "totp", "enroll", "bench"))
+        secret = base64.b32decode(enrolment["secret"].upper() + "=" * (-len(enrolment["secret"]) % 8))
+        secret_file = write_secret_file(self.work_dir, "totp.hex", secret.hex())
+        code = subprocess.run(["oathtool", "--totp", "-d", "6", "-N", "@%d" % clock_start, secret.hex()],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        daemon.ctl("totp", "confirm", "bench", code)
+        hash_file = write_secret_file(self.work_dir, "totp.phc", daemon.stored_hash("bench"))
+        self.measured("latency_totp", lambda: self.driver.run("latency", self.login_options(
+            daemon, user="bench", rhost=LEGITIMATE_RHOST, baseline="argon2id", samples=self.params["latency_samples"],
+            warmup=self.params["latency_warmup"], **{"hash-file": hash_file, "totp-secret-file": secret_file,
+                                                     "clock-file": clock_file, "clock-start": clock_start})))
+        self.stop_daemon(daemon)
+
+    # 2. throughput against CPUs / verify time.
+    def run_throughput(self, daemon, hash_file):
+        self.measured("verify_rate", lambda: self.driver.run("verify-rate", {
+            "hash-file": hash_file, "password-file": self.password_file, "threads": cpu_count(),
+            "duration": self.params["verify_rate_window_s"]}))
+        for clients in self.params["throughput_clients"]:
+            self.measured("throughput_%d" % clients, lambda: self.driver.run("throughput", self.login_options(
+                daemon, user="bench", rhost=LEGITIMATE_RHOST, clients=clients,
+                warmup=self.params["throughput_warmup_s"], duration=self.params["throughput_window_s"])))
+
+    # 3. peak memory under a burst of clients, on a fresh daemon.
+    def run_burst(self):
+        daemon = self.start_daemon("burst", self.load_overrides())
+        daemon.add_user("bench", self.password)
+        workers = daemon.workers()
+
+        def burst():
+            result = self.driver.run("burst", self.login_options(
+                daemon, user="bench", rhost=LEGITIMATE_RHOST, clients=self.params["burst_clients"],
+                **{"daemon-pid": daemon.proc.pid}))
+            result["workers"] = workers
+            result["status_after"] = daemon.status()
+            result["hwm_final_kib"] = daemon.proc_status_kib("VmHWM")
+            return result
+
+        self.measured("burst", burst)
+        self.stop_daemon(daemon)
+
+    # 4. a legitimate login while a flood of wrong passwords arrives.
+    def run_flood(self, daemon):
+        daemon.add_user("target", secrets.token_urlsafe(24))
+        self.measured("flood_idle", lambda: self.driver.run("latency", self.login_options(
+            daemon, user="bench", rhost=LEGITIMATE_RHOST, baseline="argon2id",
+            samples=self.params["idle_samples"], warmup=1,
+            **{"hash-file": os.path.join(self.work_dir, "bench.phc")})))
+        self.measured("flood", lambda: self.driver.run("flood", self.login_options(
+            daemon, user="bench", rhost=LEGITIMATE_RHOST, samples=self.params["flood_samples"],
+            warmup=self.params["flood_warmup_s"],
+            **{"flood-user": "target", "flood-rhost": FLOOD_RHOST, "flood-clients": self.params["flood_clients"],
+               "retry-pause": self.params["flood_retry_pause_s"]})))
+        self.results["flood"]["status_after"] = daemon.status()
+
+    # 5. pam_unix (yescrypt) and pam_oath in a private mount namespace.
+    def run_reference(self):
+        reference = ReferenceStack(self.work_dir, self.password, self.params["reference_samples"] +
+                                   self.params["latency_warmup"])
+        missing = reference.missing()
+        if missing:
+            self.results["reference_skipped"] = missing
+            print("  reference stack skipped: " + missing, flush=True)
+            return
+        reference.prepare()
+        common = {"confdir": reference.confdir, "password-file": self.password_file, "baseline": "yescrypt",
+                  "hash-file": reference.hash_file, "rhost": LEGITIMATE_RHOST,
+                  "samples": self.params["reference_samples"], "warmup": self.params["latency_warmup"]}
+        self.results["reference_hash_prefix"] = reference.hash_prefix()
+        self.measured("reference_password", lambda: self.driver.run("latency", dict(
+            common, service="ref-unix", user=reference.user(0)), prefix=reference.namespace_prefix()))
+        self.measured("reference_totp", lambda: self.driver.run("latency", dict(
+            common, service="ref-unix-oath", **{"user-prefix": reference.user_prefix,
+                                                 "totp-secret-file": reference.secret_file}),
+            prefix=reference.namespace_prefix()))
+
+    def run(self):
+        print("Warden benchmark: work directory %s" % self.work_dir, flush=True)
+        self.results["load_before"] = os.getloadavg()
+        main = self.start_daemon("main", self.load_overrides())
+        main.add_user("bench", self.password)
+        self.results["workers"] = main.workers()
+        hash_file = self.run_password_latency(main)
+        self.run_totp_latency()
+        self.run_throughput(main, hash_file)
+        self.run_burst()
+        self.run_flood(main)
+        self.stop_daemon(main)
+        self.run_reference()
+        self.results["load_after"] = os.getloadavg()
+
+
+class ReferenceStack:
+    """pam_unix with yescrypt and pam_oath, for users that exist only in a
+    private mount namespace: copies of /etc/passwd, /etc/shadow and
+    /etc/group are bind-mounted over the real ones by unshare(1), and the
+    PAM service files are passed to libpam with pam_start_confdir."""
+
+    MODULE_DIR = "/lib/x86_64-linux-gnu/security"
+
+    def __init__(self, work_dir, password, users):
+        self.dir = os.path.join(work_dir, "reference")
+        self.confdir = os.path.join(self.dir, "pam.d")
+        self.password = password
+        self.users = users
+        self.user_prefix = "wbref"
+        self.hash_file = None
+        self.secret_file = None
+
+    def missing(self):
+        if os.geteuid() != 0:
+            return "needs root for 'unshare --mount'"
+        for tool, package in (("mkpasswd", "whois"), ("unshare", "util-linux")):
+            if not shutil.which(tool):
+                return "'%s' not found (Debian package %s)" % (tool, package)
+        for module, package in (("pam_unix.so", "libpam-modules"), ("pam_oath.so", "libpam-oath")):
+            if not os.path.exists(os.path.join(self.MODULE_DIR, module)):
+                return "%s not found (Debian package %s)" % (module, package)
+        return ""
+
+    def user(self, index):
+        return "%s%d" % (self.user_prefix, index)
+
+    def prepare(self):
+        os.mkdir(self.dir, 0o755)
+        os.mkdir(self.confdir, 0o755)
+        proc = subprocess.run(["mkpasswd", "--method=yescrypt", "--stdin"], input=self.password + "\n",
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BenchError("mkpasswd failed: " + proc.stderr.strip())
+        self.yescrypt = proc.stdout.strip()
+        self.hash_file = write_secret_file(self.dir, "yescrypt", self.yescrypt)
+        secret = secrets.token_bytes(20)
+        self.secret_file = write_secret_file(self.dir, "totp.hex", secret.hex())
+
+        for name in ("passwd", "shadow", "group"):
+            shutil.copy2("/etc/" + name, os.path.join(self.dir, name))
+        used_ids = set()
+        with open("/etc/passwd") as f:
+            used_ids.update(int(line.split(":")[2]) for line in f if line.count(":") >= 6)
+        with open("/etc/group") as f:
+            used_ids.update(int(line.split(":")[2]) for line in f if line.count(":") >= 3)
+        first_id = next(i for i in range(61000, 65000) if all(i + k not in used_ids for k in range(self.users + 1)))
+        days = int(time.time() // 86400)
+        with open(os.path.join(self.dir, "group"), "a") as f:
+            f.write("%s:x:%d:\n" % (self.user_prefix, first_id))
+        with open(os.path.join(self.dir, "passwd"), "a") as passwd, \
+                open(os.path.join(self.dir, "shadow"), "a") as shadow, \
+                open(os.path.join(self.dir, "users.oath"), "w") as oath:
+            for i in range(self.users):
+                passwd.write("%s:x:%d:%d:Warden benchmark:/nonexistent:/usr/sbin/nologin\n"
+                             % (self.user(i), first_id + 1 + i, first_id))
+                shadow.write("%s:%s:%d:0:99999:7:::\n" % (self.user(i), self.yescrypt, days))
+                oath.write("HOTP/T30/6 %s - %s\n" % (self.user(i), secret.hex()))
+        os.chmod(os.path.join(self.dir, "users.oath"), 0o600)
+        os.chmod(os.path.join(self.dir, "shadow"), 0o640)
+        with open(os.path.join(self.confdir, "ref-unix"), "w") as f:
+            f.write("auth required pam_unix.so nodelay\n")
+        with open(os.path.join(self.confdir, "ref-unix-oath"), "w") as f:
+            f.write("auth requisite pam_unix.so nodelay\n"
+                    "auth required pam_oath.so usersfile=%s window=3 digits=6\n"
+                    % os.path.join(self.dir, "users.oath"))
+
+    def hash_prefix(self):
+        return self.yescrypt.rsplit("$", 2)[0] + "$..."
+
+    def namespace_prefix(self):
+        """unshare and a shell that bind-mounts the copies, then execs the
+        driver command that follows."""
+        script = ('mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/shadow && '
+                  'mount --bind "$3" /etc/group && shift 3 && exec "$@"')
+        return ["unshare", "--mount", "--fork", "--kill-child", "--propagation", "private", "--",
+                "/bin/sh", "-c", script, "sh"] + [os.path.join(self.dir, n) for n in ("passwd", "shadow", "group")]
+
+
+# -- report ----------------------------------------------------------------
+
+def ms(seconds):
+    return "%.1f ms" % (seconds * 1000)
+
+
+def percent(value):
+    return "%.1f %%" % (value * 100)
+
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
+def codes_text(codes):
+    return ", ".join("%s %s" % (count, PAM_CODE_NAMES.get(int(code), "code " + code))
+                     for code, count in sorted(codes.items(), key=lambda kv: int(kv[0])))
+
+
+def disturbance(result):
+    share = result.get("cpu", {}).get("foreign_cpu_share", 0)
+    steal = result.get("cpu", {}).get("steal_share", 0)
+    notes = []
+    if share > 0.05:
+        notes.append("other processes used %s of the CPUs" % percent(share))
+    if steal > 0.05:
+        notes.append("the hypervisor took %s" % percent(steal))
+    return "    (disturbed: %s)\n" % "; ".join(notes) if notes else ""
+
+
+def latency_block(title, result, hash_label):
+    h = result["hash"]
+    a = result["auth"]
+    t = result["total"]
+    median_overhead = a["median"] - h["median"]
+    p99_overhead = a["p99"] - h["p99"]
+    lines = [title + " (%d samples, each paired with an in-process check)" % h["count"],
+             "    %-44s median %10s   p99 %10s" % (hash_label, ms(h["median"]), ms(h["p99"])),
+             "    %-44s median %10s   p99 %10s" % ("pam_authenticate", ms(a["median"]), ms(a["p99"])),
+             "    %-44s median %10s   p99 %10s" % ("pam_start_confdir to pam_end", ms(t["median"]), ms(t["p99"])),
+             "    %-44s median %10s   p99 %10s" % ("overhead of pam_authenticate over the hash",
+                                                    "%+.2f ms" % (median_overhead * 1000),
+                                                    "%+.2f ms" % (p99_overhead * 1000)),
+             "    %-44s median %10s   p99 %10s" % ("  in percent of the median hash time",
+                                                    percent(median_overhead / h["median"]),
+                                                    percent(p99_overhead / h["median"])),
+             "    %-44s median %10s" % ("paired overhead (login minus its own hash)",
+                                        "%+.2f ms" % (result["auth_overhead"]["median"] * 1000))]
+    if set(result["codes"]) != {"0"}:
+        lines.append("    FAILED LOGINS: " + codes_text(result["codes"]))
+    return "\n".join(lines) + "\n" + disturbance(result)
+
+
+def report(results):
+    out = []
+    m = results["machine"]
+    p = results["parameters"]
+    cpus = m["cpus"]
+    out.append("=" * 78)
+    out.append("Warden benchmark report")
+    out.append("Machine: %s, %d CPUs, hypervisor %s, kernel %s, %d MiB RAM"
+               % (m["cpu_model"], cpus, m["hypervisor"], m["kernel"], m["memory_mib"]))
+    out.append("Store on %s. libsodium %s, libpam %s, liboath %s, libcrypt %s"
+               % (m["state_filesystem"], m["libsodium"], m["libpam"], m["liboath"], m["libcrypt"]))
+    out.append("Argon2id m=%d KiB t=%d p=1 (production default), %d hash workers, 1-minute load average "
+               "%.2f at start, %.2f at end" % (p["argon2_memory_kib"], p["argon2_iterations"], results["workers"],
+                                               results["load_before"][0], results["load_after"][0]))
+    out.append("")
+
+    out.append("1. Login latency against crypto_pwhash_argon2id_str_verify of the same hash")
+    pw = results["latency_password"]
+    totp = results["latency_totp"]
+    out.append(latency_block("  Password only, [mfa] mode = off", pw, "argon2id verify, in-process"))
+    out.append(latency_block("  Password and TOTP, [mfa] mode = required", totp, "argon2id verify, in-process"))
+    for name, result in (("password only", pw), ("password and TOTP", totp)):
+        share = (result["auth"]["median"] - result["hash"]["median"]) / result["hash"]["median"]
+        out.append("  Target: overhead under 2 %% of the hash time, %s: %s (%s)" % (name, verdict(share < 0.02),
+                                                                                    percent(share)))
+    out.append("")
+
+    hash_time = pw["hash"]["median"]
+    limit = cpus / hash_time
+    out.append("2. Throughput: successful logins per second, many concurrent clients")
+    out.append("  Physical limit: %d CPUs / %s per verification = %.2f logins/s" % (cpus, ms(hash_time), limit))
+    vr = results["verify_rate"]
+    out.append("  In-process, %d threads verifying at once: %.2f checks/s (%s of the limit)"
+               % (vr["threads"], vr["rate"], percent(vr["rate"] / limit)))
+    out.append("    %7s %10s %12s %14s %12s %12s" % ("clients", "logins/s", "of limit", "of in-process",
+                                                      "median", "p99"))
+    throughput_ok = True
+    disturbed = ""
+    for clients in p["throughput_clients"]:
+        r = results["throughput_%d" % clients]
+        ratio = r["rate"] / limit
+        throughput_ok = throughput_ok and ratio >= 0.9
+        out.append("    %7d %10.2f %12s %14s %12s %12s" % (clients, r["rate"], percent(ratio),
+                                                           percent(r["rate"] / vr["rate"]),
+                                                           ms(r["latency"]["median"]), ms(r["latency"]["p99"])))
+        if set(r["codes"]) - {"0"}:
+            out.append("            other answers: " + codes_text(r["codes"]))
+        disturbed += disturbance(r)
+    out.append(disturbed.rstrip("\n")) if disturbed else None
+    out.append("  Target: at least 90 %% of the physical limit: %s" % verdict(throughput_ok))
+    out.append("")
+
+    b = results["burst"]
+    budget_kib = b["workers"] * p["argon2_memory_kib"]
+    hwm = max(b["hwm_after_kib"], b["hwm_final_kib"])
+    out.append("3. Memory: %d clients start one login each at the same moment" % b["clients"])
+    out.append("  workers x argon2_memory = %d x %d MiB = %.0f MiB" % (b["workers"], p["argon2_memory_kib"] // 1024,
+                                                                     budget_kib / MIB))
+    out.append("  wardend VmHWM before %.1f MiB, after %.1f MiB (%+.1f MiB over the budget); peak VmRSS seen "
+               "%.1f MiB, peak threads %d" % (b["hwm_before_kib"] / MIB, hwm / MIB, (hwm - budget_kib) / MIB,
+                                              b["peak_rss_kib"] / MIB, b["peak_threads"]))
+    out.append("  Clients: %d succeeded, %d refused at once, %d timed out in the queue, %d other; all done in %.1f s"
+               % (b["successes"], b["refused"], b["timed_out"], b["other"], b["wall"]))
+    s = b["status_after"]
+    out.append("  wardend counters: %s connections, %s refused at the connection cap, %s refused or timed out in "
+               "the hash queue, %s answered 'unavailable'" % (s.get("connections"), s.get("connections_refused"),
+                                                               s.get("queue_rejected"), s.get("unavailable")))
+    out.append("  Target: VmHWM within 16 MiB of the budget: %s" % verdict(hwm - budget_kib <= 16 * 1024))
+    out.append(disturbance(b).rstrip("\n")) if disturbance(b) else None
+    out.append("")
+
+    idle = results["flood_idle"]
+    f = results["flood"]
+    bound = 2 * idle["total"]["median"] + hash_time
+    out.append("4. A legitimate login (root caller, rhost %s) while %d clients send wrong passwords from %s"
+               % (LEGITIMATE_RHOST, f["flood_clients"], FLOOD_RHOST))
+    out.append("  Idle: median %s, p99 %s over %d logins" % (ms(idle["total"]["median"]), ms(idle["total"]["p99"]),
+                                                           idle["total"]["count"]))
+    out.append("  Bound: 2 x idle + one hash = %s" % ms(bound))
+    out.append("  Under the flood: %d logins, %s; latency median %s, max %s"
+               % (f["latency"]["count"], codes_text(f["codes"]), ms(f["latency"]["median"]),
+                  ms(f["latency"]["max"])))
+    out.append("  Flood answers over %.0f s: %s" % (f["flood_seconds"], codes_text(f["flood_codes"])))
+    ok = f["codes"] == {"0": f["latency"]["count"]} and f["latency"]["max"] <= bound
+    out.append("  Target: every legitimate login succeeds within the bound: %s" % verdict(ok))
+    out.append(disturbance(f).rstrip("\n")) if disturbance(f) else None
+    out.append("")
+
+    out.append("5. Reference stack: the same logins through pam_unix (yescrypt) and pam_oath")
+    if "reference_skipped" in results:
+        out.append("  Skipped: " + results["reference_skipped"])
+    else:
+        out.append("  yescrypt hash %s made by mkpasswd (libcrypt default cost)" % results["reference_hash_prefix"])
+        out.append("    %-34s %12s %12s %12s %12s %10s" % ("stack", "hash median", "login median", "login p99",
+                                                          "overhead", "of hash"))
+        rows = (("pam_warden, password", pw), ("pam_unix, password", results["reference_password"]),
+                ("pam_warden, password + TOTP", totp), ("pam_unix + pam_oath", results["reference_totp"]))
+        for name, r in rows:
+            overhead = r["auth"]["median"] - r["hash"]["median"]
+            out.append("    %-34s %12s %12s %12s %12s %10s" % (name, ms(r["hash"]["median"]), ms(r["auth"]["median"]),
+                                                              ms(r["auth"]["p99"]), "%+.2f ms" % (overhead * 1000),
+                                                              percent(overhead / r["hash"]["median"])))
+            if set(r["codes"]) != {"0"}:
+                out.append("      FAILED LOGINS: " + codes_text(r["codes"]))
+    out.append("=" * 78)
+    return "\n".join(line for line in out if line is not None)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Run Warden's benchmark and print the report.")
+    parser.add_argument("--build", required=True, help="build directory with wardend, wardenctl, pam_warden.so")
+    parser.add_argument("--quick", action="store_true", help="fewer samples and clients: a smoke test, not figures")
+    parser.add_argument("--json", help="also write every measured value to this file as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory with the daemon logs")
+    args = parser.parse_args()
+
+    # SIGTERM and SIGHUP end the run through the same clean-up as Ctrl-C.
+    def interrupted(signum, _frame):
+        raise KeyboardInterrupt("signal %d" % signum)
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < min(hard, 16384):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 16384), hard))
+
+    bench = Bench(args)
+    try:
+        bench.run()
+    except BenchError as e:
+        print("warden benchmark: %s" % e, file=sys.stderr)
+        bench.close()
+        return 1
+    except KeyboardInterrupt:
+        print("warden benchmark: interrupted; stopping the processes it started", file=sys.stderr)
+        bench.close()
+        return 130
+    bench.close()
+    print(report(bench.results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(bench.results, f, indent=2, sort_keys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
