@@ -64,6 +64,8 @@ constexpr Field kUserFields[] = {
     {"name", "User", Format::kPlain},
     {"password", "Password", Format::kPlain},
     {"totp", "TOTP", Format::kPlain},
+    {"totp_digits", "TOTP digits", Format::kPlain},
+    {"totp_period", "TOTP period (s)", Format::kPlain},
     {"totp_drift", "Last TOTP drift", Format::kSteps},
     {"recovery_codes", "Recovery codes left", Format::kPlain},
     {"created", "Created", Format::kTime},

@@ -65,7 +65,13 @@ void HashPool::worker_loop() {
         task->state = Task::State::kRunning;
         running_++;
         lock.unlock();
-        task->job();
+        try {
+            task->job();
+        } catch (...) {
+            /* A job reports its own result; one that throws (out of memory)
+             * leaves that result unset, which its caller treats as a
+             * failure. The worker lives on. */
+        }
         lock.lock();
         running_--;
         completed_++;

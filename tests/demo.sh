@@ -31,12 +31,13 @@ cat > "$W/bus.conf" <<CONF
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="*"/>
-    <allow send_destination="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
     <allow own="*"/>
   </policy>
 </busconfig>
 CONF
-dbus-daemon --config-file="$W/bus.conf" --nofork --nopidfile --print-address=3 3>"$W/bus.addr" &
+dbus-daemon --config-file="$W/bus.conf" --nofork --nopidfile --print-address=3 3>"$W/bus.addr" 2>/dev/null &
 BUS_PID=$!
 for _ in $(seq 100); do [ -s "$W/bus.addr" ] && break; sleep 0.05; done
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$W/bus.sock"
@@ -54,21 +55,36 @@ key_file = $W/secret.key
 argon2_memory_kib = 8192
 argon2_iterations = 1
 [mfa]
-mode = off
+mode = required
+[lockout]
+fail_delay = 0
 CONF
 chmod 600 "$W/wardend.conf"
 "$BUILD/wardend" --config "$W/wardend.conf" --check-config && echo "configuration valid"
 "$BUILD/wardend" --config "$W/wardend.conf" 2>"$W/wardend.log" &
 DAEMON_PID=$!
 for _ in $(seq 200); do
-    "$BUILD/wardenctl" status >/dev/null 2>&1 && break
+    if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+        echo "wardend exited:" >&2
+        cat "$W/wardend.log" >&2
+        exit 1
+    fi
+    busctl --system status net.warden.Admin1 >/dev/null 2>&1 && break
     sleep 0.05
 done
 "$BUILD/wardenctl" status
 
 step "Enroll user 'demo' with a random password"
-PASSWORD="demo-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
+PASSWORD="pw-$(head -c 15 /dev/urandom | base64 | tr -d '/+=')"
 printf '%s\n' "$PASSWORD" | "$BUILD/wardenctl" user add demo --password-stdin
+
+step "Enroll a TOTP factor (as an authenticator app would scan it)"
+"$BUILD/wardenctl" --json totp enroll demo > "$W/enroll.json"
+SECRET=$(jq -r .secret "$W/enroll.json")
+echo "otpauth URI: $(jq -r .uri "$W/enroll.json" | sed 's/secret=[A-Z2-7]*/secret=(hidden)/')"
+# Confirm with the previous step's code (inside the window), so the
+# current step's code is still unused for the first login.
+"$BUILD/wardenctl" totp confirm demo "$(oathtool --totp -b "$SECRET" -N "now - 30 seconds")"
 "$BUILD/wardenctl" user show demo
 
 mkdir -p "$W/pam"
@@ -82,18 +98,35 @@ auth required pam_deny.so
 CONF
 PAMTESTER="env LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=$W/pam pamtester"
 
-step "Login with the right password"
-printf '%s\n' "$PASSWORD" | $PAMTESTER warden-demo demo authenticate acct_mgmt open_session close_session
+CODE=$(oathtool --totp -b "$SECRET")
+WRONG=$(printf '%06d' $(( (10#$CODE + 1) % 1000000 )))
 
-step "Login with a wrong password (refused)"
-if printf 'not-the-password\n' | $PAMTESTER warden-demo demo authenticate; then
-    echo "unexpected: a wrong password was accepted" >&2
+step "Login with the right password and code"
+printf '%s\n%s\n' "$PASSWORD" "$CODE" | $PAMTESTER warden-demo demo authenticate acct_mgmt open_session close_session
+
+step "Login with the right password and a wrong code (refused)"
+if printf '%s\n%s\n' "$PASSWORD" "$WRONG" | $PAMTESTER warden-demo demo authenticate; then
+    echo "unexpected: a wrong code was accepted" >&2
+    exit 1
+fi
+
+step "Login replaying the code that was just used (refused)"
+if printf '%s\n%s\n' "$PASSWORD" "$CODE" | $PAMTESTER warden-demo demo authenticate; then
+    echo "unexpected: a replayed code was accepted" >&2
     exit 1
 fi
 
 step "Login for a user Warden does not know (refused as unknown)"
 printf 'anything\n' | $PAMTESTER warden-demo mallory authenticate || true
 
-step "What wardend logged"
-sed 's/^/  /' "$W/wardend.log"
+step "Audit events"
+if [ -n "${WARDEN_PRIVATE_JOURNAL:-}" ]; then
+    journalctl --sync
+    journalctl -o json --no-pager SYSLOG_IDENTIFIER=wardend _PID="$DAEMON_PID" |
+        jq -r 'select(.WARDEN_EVENT) | [.WARDEN_EVENT, .WARDEN_RESULT, (.WARDEN_REASON // "-"), (.WARDEN_USER // "-"), .MESSAGE] | @tsv' |
+        sed 's/^/  /'
+else
+    echo "  (run as root for a private journald; showing the operational log instead)"
+    sed 's/^/  /' "$W/wardend.log"
+fi
 step "Done; everything under $W is removed"

@@ -43,4 +43,4 @@ check-san:
 	$(MAKE) SAN=1 check
 
 demo: all
-	BUILD=$(BUILD) bash tests/demo.sh
+	BUILD=$(BUILD) tests/integration/with_journal.sh bash tests/demo.sh

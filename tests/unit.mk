@@ -1,6 +1,6 @@
 # CMocka unit tests of the parts that need no daemon, socket or PAM stack.
-# Included from the top-level Makefile; `make check-unit` builds and runs
-# them, and `make SAN=1 check-unit` does the same on the ASan + UBSan build.
+# Included by the top-level build. `make check-unit` builds and runs them,
+# and `make SAN=1 check-unit` does the same on the ASan + UBSan build.
 
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
@@ -13,7 +13,7 @@ $(UNIT_OBJS): DAEMON_CFLAGS += $(CMOCKA_CFLAGS)
 
 # Each test links the daemon library; the linker takes only the objects it
 # needs. test_args also needs the module's argument parser.
-$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(BUILD)/libwardend.a
+$(UNIT_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libwardend.a
 	@mkdir -p $(dir $@)
 	$(CXX) $(ALL_CXXFLAGS) $(filter %.o %.a,$^) -o $@ $(LDHARDEN) $(CMOCKA_LIBS) $(DAEMON_LIBS)
 

@@ -1,8 +1,8 @@
 /* Unit tests of escape_for_log in daemon/audit.h.
  *
- * The rule: printable ASCII other than backslash passes; valid UTF-8
- * passes unless it encodes a C1 control (U+0080..U+009F); every other byte
- * becomes \xNN with two lower-case hex digits. Once the output has reached
+ * The rule: printable ASCII other than backslash passes, and so does
+ * valid UTF-8 unless it encodes a C1 control (U+0080..U+009F). Every other
+ * byte becomes \xNN with two lower-case hex digits. Once the output has reached
  * max_bytes, the rest of the input is replaced by "...". With
  * escape_space, a space becomes \x20 as well. */
 #include "daemon/audit.h"

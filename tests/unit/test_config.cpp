@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,7 @@ void config_defaults(void **) {
     assert_no_problems(parsed);
     const Config &c = parsed.config;
     assert_string_equal(c.path.c_str(), kPath);
+
     assert_int_equal(static_cast<int>(c.mode), static_cast<int>(DaemonMode::kProduction));
     assert_string_equal(c.socket.c_str(), "/run/warden/wardend.sock");
     assert_string_equal(c.state_directory.c_str(), "/var/lib/warden");
@@ -77,19 +79,23 @@ void config_defaults(void **) {
     assert_int_equal(c.max_connections_per_peer, 32);
     assert_int_equal(c.queue_size, 256);
     assert_int_equal(c.queue_timeout, 10);
+
     assert_int_equal(c.argon2_memory_kib, 65536);
     assert_int_equal(c.argon2_iterations, 3);
     assert_int_equal(c.min_length, 12);
+
     assert_int_equal(static_cast<int>(c.mfa_mode), static_cast<int>(MfaMode::kRequired));
     assert_int_equal(c.totp_digits, 6);
     assert_int_equal(c.totp_period, 30);
     assert_int_equal(c.totp_window, 1);
+
     assert_int_equal(c.deny, 5);
     assert_int_equal(c.fail_interval, 900);
     assert_int_equal(c.unlock_time, 600);
     assert_false(c.even_deny_root);
     assert_int_equal(c.rhost_deny, 20);
     assert_int_equal(c.local_deny, 3);
+
     assert_int_equal(c.audit_burst, AuditLimits{}.burst);
     assert_int_equal(c.audit_interval, AuditLimits{}.interval);
 }
@@ -133,6 +139,7 @@ void config_every_key(void **) {
                           "burst = 7\n"
                           "interval = 30\n");
     assert_no_problems(parsed);
+
     const Config &c = parsed.config;
     assert_int_equal(static_cast<int>(c.mode), static_cast<int>(DaemonMode::kDevelopment));
     assert_string_equal(c.socket.c_str(), "/tmp/w/wardend.sock");
@@ -145,14 +152,17 @@ void config_every_key(void **) {
     assert_int_equal(c.max_connections_per_peer, 7);
     assert_int_equal(c.queue_size, 9);
     assert_int_equal(c.queue_timeout, 11);
+
     assert_int_equal(c.argon2_memory_kib, 131072);
     assert_int_equal(c.argon2_iterations, 4);
     assert_int_equal(c.min_length, 15);
+
     assert_int_equal(static_cast<int>(c.mfa_mode), static_cast<int>(MfaMode::kOptional));
     assert_int_equal(c.totp_digits, 8);
     assert_int_equal(c.totp_period, 60);
     assert_int_equal(c.totp_window, 2);
     assert_string_equal(c.totp_issuer.c_str(), "Example Corp");
+
     assert_int_equal(c.deny, 3);
     assert_int_equal(c.fail_interval, 120);
     assert_int_equal(c.unlock_time, 0);
@@ -160,6 +170,7 @@ void config_every_key(void **) {
     assert_int_equal(c.rhost_deny, 50);
     assert_int_equal(c.local_deny, 2);
     assert_int_equal(c.fail_delay, 1);
+
     assert_int_equal(c.audit_burst, 7);
     assert_int_equal(c.audit_interval, 30);
 }
@@ -244,7 +255,7 @@ void config_integer_out_of_range(void **) {
 
 void config_integer_at_range_ends(void **) {
     for (const RangeCase &range : kRanges) {
-        /* development mode lifts the floors checked after parsing. */
+        /* Development mode lowers the floors checked after parsing. */
         std::string head = "[daemon]\nmode = development\n";
         for (std::uint64_t value : {range.min, range.max}) {
             std::string line = std::string(range.key) + " = " + std::to_string(value) + "\n";
@@ -253,8 +264,8 @@ void config_integer_at_range_ends(void **) {
                                        : head + "[" + range.section + "]\n" + line;
             std::string label = std::string("[") + range.section + "] " + range.key + " = " + std::to_string(value);
             Parsed parsed = parse(text);
-            /* Of the floors, only the Argon2 memory one of development mode
-             * lies above the lowest value the parser takes. */
+            /* The parser takes argon2_memory_kib down to 1, below the
+             * development floor of 8192, so only that value is reported. */
             bool below_floor = std::strcmp(range.key, "argon2_memory_kib") == 0 && value < kMinDevArgon2MemoryKib;
             if (below_floor) {
                 std::string problem = single_problem(parsed, label);
@@ -397,7 +408,7 @@ void config_line_of_one_megabyte(void **) {
 
 void config_long_value_never_truncated(void **) {
     /* Around the line limit each line is either parsed whole or reported
-     * as too long at its own line; a value is never cut short. */
+     * as too long at its own line. A value is never cut short. */
     for (std::size_t length = 190; length <= 210; length++) {
         std::string prefix = "state_directory = /";
         std::string value = "/" + std::string(length - prefix.size(), 'd');
@@ -477,8 +488,8 @@ void config_several_problems(void **) {
                           "key = value\n"
                           "[lockout]\n"
                           "even_deny_root = perhaps\n");
-    /* workers, colour, argon2_iterations, [mfa] mode, totp_window, [extra]
-     * key and even_deny_root. */
+    /* The seven problems: workers, colour, argon2_iterations, [mfa] mode,
+     * totp_window, [extra] key and even_deny_root. */
     assert_problem_count(parsed.problems, 7);
     for (const std::string &problem : parsed.problems)
         WARDEN_ASSERT_FOR(starts_with(problem, std::string(kPath) + ": ["), problem);
@@ -486,7 +497,7 @@ void config_several_problems(void **) {
 
 void config_problems_beside_bad_lines(void **) {
     /* A NUL byte or an overlong line must not hide the problems on the
-     * other lines: an administrator fixing the file sees them all at once. */
+     * other lines, so that one run of --check-config lists them all. */
     const std::string text = std::string("[daemon]\n"
                                          "workers = 2\0\n"
                                          "colour = blue\n",
@@ -498,19 +509,34 @@ void config_problems_beside_bad_lines(void **) {
 
 /* load_config and check_config_files on real files. */
 
+/* Temporary directories not yet removed. A failed assertion leaves the
+ * test by longjmp and skips ~TempDir, so the group teardown removes what
+ * is left here. */
+std::set<std::string> live_directories;
+
+void remove_directory(const std::string &path) {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+    live_directories.erase(path);
+}
+
+int remove_live_directories(void **) {
+    while (!live_directories.empty())
+        remove_directory(*live_directories.begin());
+    return 0;
+}
+
 struct TempDir {
     std::string path;
 
     TempDir() {
         char pattern[] = "/tmp/warden-unit-XXXXXX";
-        char *made = mkdtemp(pattern);
-        assert_non_null(made);
-        path = made;
+        char *created = mkdtemp(pattern);
+        assert_non_null(created);
+        path = created;
+        live_directories.insert(path);
     }
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path, ignored);
-    }
+    ~TempDir() { remove_directory(path); }
 };
 
 void write_file(const std::string &path, const std::string &content, mode_t mode) {
@@ -522,8 +548,8 @@ void write_file(const std::string &path, const std::string &content, mode_t mode
     assert_int_equal(chmod(path.c_str(), mode), 0);
 }
 
-/* A valid installation in dir: a 32-byte key, a state directory and a
- * config naming both, all mode 0600/0700. */
+/* A valid installation in a temporary directory: a 32-byte key, a state
+ * directory and a config naming both, all mode 0600 or 0700. */
 struct Installation {
     TempDir dir;
     std::string config_path;
@@ -755,5 +781,5 @@ int main() {
         cmocka_unit_test(files_owned_by_other_user),
         cmocka_unit_test(files_several_problems),
     };
-    return cmocka_run_group_tests_name("config", tests, nullptr, nullptr);
+    return cmocka_run_group_tests_name("config", tests, nullptr, remove_live_directories);
 }

@@ -7,8 +7,8 @@
  * CMocka leaves a failed test by longjmp, which skips destructors. A
  * worker thread still blocked in a Gate, or a pool never stopped, would
  * then wait on stack memory that the next test reuses. So each test that
- * uses threads first records what it sees, then opens its gate, collects
- * every result and stops the pool, and only then asserts. */
+ * uses threads first records what it observes, then opens its gate,
+ * collects every result and stops the pool, and only then asserts. */
 #include "daemon/hash_pool.h"
 
 #include <atomic>
@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <future>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -33,12 +34,12 @@ using Outcome = HashPool::Outcome;
 
 /* Deadline of jobs that are not meant to time out. */
 constexpr auto kFarDeadline = 10s;
-/* Longest wait for something that should happen at once: well below
+/* Maximum wait for something that should happen at once. It is well below
  * kFarDeadline, so that reaching a deadline does not pass for a prompt
  * reaction. */
 constexpr auto kPrompt = 5s;
-/* Longest wait for a run() to return. It returns by its deadline at the
- * latest once its job has finished. */
+/* Maximum wait for a run() to return. Once its job has finished, run()
+ * returns by its deadline at the latest. */
 constexpr auto kPatience = kFarDeadline + 5s;
 
 /* A job that signals when it starts and then blocks until opened. */
@@ -123,7 +124,7 @@ std::future<Outcome> run_keyed(HashPool &pool, std::function<void()> job, const 
 
 void pool_serves_keys_in_turn(void **) {
     /* Five jobs from a flooding source queue before one from another
-     * source; the other source's job runs second, not sixth. */
+     * source. The other source's job runs second, not sixth. */
     HashPool pool(1, 16);
     Gate gate;
     std::future<Outcome> blocker = run_keyed(pool, gate.job(), "blocker");
@@ -137,12 +138,13 @@ void pool_serves_keys_in_turn(void **) {
         };
     };
     std::vector<std::future<Outcome>> futures;
+    bool queued = true;
     for (int i = 0; i < 5; i++) {
         futures.push_back(run_keyed(pool, record("flood" + std::to_string(i)), "rhost:flood"));
-        wait_for_queued(pool, static_cast<std::size_t>(i + 1));
+        queued = wait_for_queued(pool, static_cast<std::size_t>(i + 1)) && queued;
     }
     futures.push_back(run_keyed(pool, record("other"), "rhost:other"));
-    bool queued = wait_for_queued(pool, 6);
+    queued = wait_for_queued(pool, 6) && queued;
     gate.open();
     Outcome first = collect(blocker);
     for (auto &future : futures)
@@ -156,6 +158,62 @@ void pool_serves_keys_in_turn(void **) {
     assert_string_equal(order[0].c_str(), "flood0");
     assert_string_equal(order[1].c_str(), "other");
     assert_string_equal(order[5].c_str(), "flood4");
+}
+
+void pool_timeout_in_keyed_queue(void **) {
+    /* A timed-out job leaves its source's line. A source whose only job
+     * timed out loses its turn, and the jobs left behind still run. */
+    HashPool pool(1, 8);
+    Gate gate;
+    std::future<Outcome> blocker = run_keyed(pool, gate.job(), "blocker");
+    bool started = gate.wait_started();
+
+    std::atomic<int> timed_out_ran{0};
+    std::mutex order_mutex;
+    std::vector<std::string> order;
+    auto record = [&](std::string name) {
+        return [&, name] {
+            std::lock_guard lock(order_mutex);
+            order.push_back(name);
+        };
+    };
+    auto soon = Clock::now() + 300ms;
+    auto run_soon = [&](const std::string &key) {
+        return std::async(std::launch::async, [&pool, &timed_out_ran, soon, key] {
+            return pool.run([&timed_out_ran] { timed_out_ran++; }, soon, key);
+        });
+    };
+    std::future<Outcome> a_first = run_soon("rhost:a");
+    bool queued = wait_for_queued(pool, 1);
+    std::future<Outcome> a_second = run_keyed(pool, record("a"), "rhost:a");
+    queued = wait_for_queued(pool, 2) && queued;
+    std::future<Outcome> b_only = run_soon("rhost:b");
+    queued = wait_for_queued(pool, 3) && queued;
+    std::future<Outcome> c_only = run_keyed(pool, record("c"), "rhost:c");
+    queued = wait_for_queued(pool, 4) && queued;
+
+    Outcome a_first_outcome = collect(a_first);
+    Outcome b_only_outcome = collect(b_only);
+    std::size_t queued_after_timeouts = pool.stats().queued;
+
+    gate.open();
+    Outcome blocker_outcome = collect(blocker);
+    Outcome a_second_outcome = collect(a_second);
+    Outcome c_only_outcome = collect(c_only);
+    pool.stop();
+
+    assert_true(started);
+    assert_true(queued);
+    assert_outcome(a_first_outcome, Outcome::kTimedOut);
+    assert_outcome(b_only_outcome, Outcome::kTimedOut);
+    assert_int_equal(queued_after_timeouts, 2);
+    assert_outcome(blocker_outcome, Outcome::kDone);
+    assert_outcome(a_second_outcome, Outcome::kDone);
+    assert_outcome(c_only_outcome, Outcome::kDone);
+    assert_int_equal(timed_out_ran.load(), 0);
+    assert_int_equal(order.size(), 2);
+    assert_string_equal(order[0].c_str(), "a");
+    assert_string_equal(order[1].c_str(), "c");
 }
 
 void pool_runs_jobs(void **) {
@@ -250,8 +308,8 @@ void pool_deadline_while_queued(void **) {
 
     gate.open();
     Outcome running_outcome = collect(running);
-    /* Jobs run in order, so once a later job has run, the timed-out one
-     * would have run too had it stayed in the queue. */
+    /* Jobs with the same fairness key run in order, so once a later job
+     * has run, the timed-out one would have run too had it stayed queued. */
     Outcome later = run_and_wait(pool, [] {}, far_deadline());
     HashPool::Stats at_end = pool.stats();
     pool.stop();
@@ -294,7 +352,8 @@ void pool_stop_fails_queued_jobs(void **) {
     std::future<Outcome> second = run_async(pool, [&] { queued_ran++; }, far_deadline());
     bool two_queued = wait_for_queued(pool, 2);
 
-    /* stop() joins the worker, which waits for the gate: call it aside. */
+    /* stop() joins the worker, which is blocked on the gate, so it needs
+     * its own thread. */
     std::thread stopper([&] { pool.stop(); });
 
     /* The queued jobs fail while the running one is still running. */
@@ -342,6 +401,7 @@ int main() {
         cmocka_unit_test(pool_stop_fails_queued_jobs),
         cmocka_unit_test(pool_run_after_stop),
         cmocka_unit_test(pool_serves_keys_in_turn),
+        cmocka_unit_test(pool_timeout_in_keyed_queue),
     };
     return cmocka_run_group_tests_name("hash_pool", tests, nullptr, nullptr);
 }

@@ -3,7 +3,8 @@
  * (test/default/pwhash_argon2id.c), the rest made for Warden with
  * crypto_pwhash (libsodium 1.0.18), salt "warden-test-salt", 32-byte tag.
  *
- * Each verification at m=65536 costs about 0.1 s. */
+ * Each verification at m=65536 takes roughly 0.1 s (an estimate from one
+ * run on a 2-CPU VM), so the file runs in about 2 s. */
 #include "daemon/password_hash.h"
 
 #include <chrono>
@@ -70,7 +71,7 @@ constexpr std::string_view kSodiumT0Other =
 constexpr std::string_view kSodiumMismatch =
         "$argon2id$v=19$m=2048,t=4,p=1$SWkxaUhpY21ISDcrRnYzSw$Mbg/Eck1kpZir5T9io7C64cpffdTBaORgyriLQFgQj8";
 
-/* The design's default cost. */
+/* The default cost of wardend.conf: 64 MiB and 3 passes. */
 constexpr Argon2Policy kDefaultPolicy{65536, 3};
 /* The lowest cost development mode accepts. */
 constexpr Argon2Policy kLowPolicy{8192, 1};
