@@ -210,9 +210,9 @@ void Conversation::send_result(int pam_status, const std::string &message) {
                      transport::status_string(status));
 }
 
-void Conversation::fail_unavailable(const char *why) {
-    log::warning("Answering pid {} uid {} for '{}' with 'service unavailable': {}", peer_.pid, peer_.uid,
-                 escape_for_log(context_.user, 64), why);
+void Conversation::fail_unavailable(const char *reason) {
+    log::warning("Responding to pid {} uid {} for '{}' with PAM_AUTHINFO_UNAVAIL: {}", peer_.pid, peer_.uid,
+                 escape_for_log(context_.user, 64), reason);
     send_result(PAM_AUTHINFO_UNAVAIL);
 }
 
@@ -587,10 +587,10 @@ unsigned Conversation::record_failure(bool known, AuditReason reason, std::strin
                    daemon_.store().last_error());
         return failure_delay_ms(1, config_->fail_delay);
     }
-    std::uint32_t most = 0;
+    std::uint32_t max_failures = 0;
     for (std::size_t i = 0; i < keys.size() && i < after.size(); i++) {
         const Tally &tally = after[i];
-        most = std::max(most, tally.failures);
+        max_failures = std::max(max_failures, tally.failures);
         bool locked_now = tally.locked_until && tally.failures == keys[i].second.deny;
         if (!locked_now)
             continue;
@@ -610,7 +610,7 @@ unsigned Conversation::record_failure(bool known, AuditReason reason, std::strin
                   context_);
         }
     }
-    return failure_delay_ms(most, config_->fail_delay);
+    return failure_delay_ms(max_failures, config_->fail_delay);
 }
 
 void Conversation::sleep_ms(unsigned ms) {

@@ -57,7 +57,7 @@ private:
     /* The tallies a failure of this request counts toward, with their rules. */
     std::vector<std::pair<TallyKey, LockRule>> tallies(bool known) const;
     bool check_locks(bool known, LockCheck &ret_check);
-    /* Counts a failure and returns how long to wait before answering. */
+    /* Counts a failure and returns how long to wait before responding. */
     unsigned record_failure(bool known, AuditReason reason, std::string_view password);
     static void sleep_ms(unsigned ms);
 
@@ -85,7 +85,7 @@ private:
      * could not run it (queue full, deadline, shutdown). */
     bool verify_on_pool(const std::string &phc, std::string_view password, VerifyResult &ret_result);
 
-    void fail_unavailable(const char *why);
+    void fail_unavailable(const char *reason);
     std::string fairness_key() const;
 
     Daemon &daemon_;

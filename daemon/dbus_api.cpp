@@ -37,7 +37,7 @@ struct MessageDeleter {
 
 Daemon &daemon_of(void *userdata) { return *static_cast<Daemon *>(userdata); }
 
-/* Who called, for authorisation and audit. */
+/* The caller's uid and pid, for authorisation and audit. */
 struct Caller {
     uid_t uid = static_cast<uid_t>(-1);
     pid_t pid = 0;

@@ -4,9 +4,9 @@
  * workers x argon2_memory however many clients connect.
  *
  * Waiting jobs are grouped by a fairness key (the remote host, or the
- * caller's uid) and workers take one job from each group in turn, so a
- * source that floods the queue delays only itself: another source's job
- * waits for at most one job per busy group ahead of it. */
+ * caller's uid), and workers take one job from each group in turn. A
+ * source that floods the queue therefore delays only itself, because
+ * another source's job waits for at most one job per busy group. */
 #pragma once
 
 #include <chrono>
