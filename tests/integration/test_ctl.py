@@ -201,3 +201,101 @@ class BusPolicyTest(EnvTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TotpCommandsTest(EnvTestCase):
+    """wardenctl's TOTP and recovery commands, checked through real logins."""
+
+    def setUp(self):
+        self.env = self.make_env(config={"mfa": {"mode": "required"}}, bus=True)
+        self.env.set_clock(59)
+        self.env.start_daemon()
+        r = self.env.ctl("user", "add", "alice", "--password-stdin", input=P1 + "\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def import_secret(self, text, *extra):
+        return self.env.ctl("totp", "import", "alice", "--secret-stdin", *extra, input=text + "\n")
+
+    def totp_state(self):
+        return json.loads(self.env.ctl("--json", "user", "show", "alice").stdout).get("totp")
+
+    def test_import_forms(self):
+        # Lower case with spaces: the RFC 6238 key, confirmed and used.
+        r = self.import_secret("gezd gnbv gy3t qojq gezd gnbv gy3t qojq")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.totp_state(), "pending")
+        self.assertEqual(self.env.ctl("totp", "confirm", "alice", "755224").returncode, 0)
+        self.assertEqual(self.env.pam("alice", [P1, "287082"]).code, PAM_SUCCESS)
+
+    def test_import_padding_optional(self):
+        for text in ["AEBAGBAFAYDQQCIKBMGA2DQPCA", "AEBAGBAFAYDQQCIKBMGA2DQPCA======"]:
+            with self.subTest(text=text):
+                r = self.import_secret(text, "--force")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                with self.env.db() as db:
+                    db.execute("UPDATE users SET totp_last_used = NULL")
+                self.assertEqual(self.env.ctl("totp", "confirm", "alice", "369668").returncode, 0, text)
+
+    def test_import_rejects_bad_secrets(self):
+        cases = {
+            "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ====": "padding",
+            "GEZDGNBVGY3TQOJ0GEZDGNBVGY3TQOJ1": "'0' at position 16",
+            "GEZDGNBVG": "impossible",
+            "JBSWY3DPEHPK3PXP": "at least 128 bits",
+        }
+        for text, message in cases.items():
+            with self.subTest(text=text):
+                r = self.import_secret(text)
+                self.assertEqual(r.returncode, 1, r.stdout)
+                self.assertIn(message, r.stderr)
+                self.assertNotIn(text, r.stderr + r.stdout, "the secret is not echoed back")
+        self.assertEqual(self.totp_state(), "none", "nothing was stored")
+
+    def test_enroll_uri_confirms(self):
+        r = self.env.ctl("--json", "totp", "enroll", "alice")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        enrolled = json.loads(r.stdout)
+        self.assertEqual(sorted(enrolled), ["secret", "uri"])
+        uri = enrolled["uri"]
+        self.assertTrue(uri.startswith("otpauth://totp/"), uri)
+        for part in ["secret=" + enrolled["secret"], "algorithm=SHA1", "digits=6", "period=30", "issuer="]:
+            self.assertIn(part, uri)
+        self.assertEqual(len(enrolled["secret"]), 32, "160 bits in base32")
+        code = subprocess.run(["oathtool", "--totp", "-b", "-N", "@59", enrolled["secret"]], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        self.assertEqual(self.env.ctl("totp", "confirm", "alice", code).returncode, 0)
+        self.assertEqual(self.totp_state(), "active")
+        r = self.env.ctl("totp", "enroll", "alice")
+        self.assertEqual(r.returncode, 1, "an active factor is not replaced without --force")
+
+    def test_enroll_text_has_no_qr_without_terminal(self):
+        r = self.env.ctl("totp", "enroll", "alice")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("otpauth://totp/", r.stdout)
+        self.assertNotIn("\u2580", r.stdout, "no QR code when output is not a terminal")
+        self.assertIn("wardenctl totp confirm alice", r.stdout + r.stderr)
+
+    def test_recovery_codes_log_in_once(self):
+        self.import_secret("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")
+        self.env.ctl("totp", "confirm", "alice", "287082")
+        r = self.env.ctl("--json", "recovery", "generate", "alice")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        codes = json.loads(r.stdout)["codes"]
+        self.assertEqual(len(codes), 10)
+        self.assertEqual(len(set(codes)), 10)
+        for code in codes:
+            self.assertRegex(code, r"^[0-9a-hjkmnp-tv-z]{5}-[0-9a-hjkmnp-tv-z]{5}$")
+        self.assertEqual(self.env.pam("alice", [P1, codes[0]]).code, PAM_SUCCESS)
+        self.assertEqual(self.env.pam("alice", [P1, codes[0]]).code, PAM_AUTH_ERR)
+        shown = json.loads(self.env.ctl("--json", "user", "show", "alice").stdout)
+        self.assertEqual(shown["recovery_codes"], 9)
+        r = self.env.ctl("recovery", "generate", "alice")
+        self.assertEqual(self.env.pam("alice", [P1, codes[1]]).code, PAM_AUTH_ERR, "the old set is gone")
+
+    def test_remove_factor(self):
+        self.import_secret("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")
+        self.assertEqual(self.env.ctl("totp", "remove", "alice").returncode, 0)
+        self.assertEqual(self.totp_state(), "none")
+        r = self.env.ctl("totp", "remove", "alice")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no TOTP factor", r.stderr)
