@@ -3,6 +3,7 @@
 #   make              build everything into build/
 #   make check        unit and integration tests (integration needs root for some cases)
 #   make check-san    the same tests on an ASan + UBSan build in build-san/
+#   make fuzz         libFuzzer on the frame decoder and config parser (FUZZ_SECONDS=60)
 #   make demo         a throw-away daemon, bus and login through the real libpam
 #   make install      DESTDIR= PREFIX=/usr
 #   make deps         install missing Debian packages (as root) or print the apt-get line
@@ -99,4 +100,4 @@ install: all
 	install -m 0644 docs/wardend.8 docs/wardenctl.8 docs/pam_warden.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz

@@ -7,7 +7,7 @@ PACKAGES="build-essential pkg-config g++ make python3
 libpam0g-dev libsodium-dev liboath-dev libsystemd-dev libspdlog-dev libfmt-dev
 libinih-dev libsqlite3-dev libqrencode-dev libpwquality-dev libcmocka-dev
 cracklib-runtime sqlite3 dbus dbus-daemon systemd util-linux oathtool
-pamtester libpam-wrapper jq fail2ban"
+pamtester libpam-wrapper jq fail2ban clang-14 libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -44,3 +44,4 @@ check-san:
 
 demo: all
 	BUILD=$(BUILD) tests/integration/with_journal.sh bash tests/demo.sh
+-include tests/fuzz/fuzz.mk
