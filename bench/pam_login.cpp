@@ -14,6 +14,8 @@ struct Conversation {
     const std::vector<std::string> *answers;
     std::size_t next = 0;
     int prompts = 0;
+    Clock::time_point first_prompt;
+    Clock::time_point last_answer;
 };
 
 void free_responses(struct pam_response *responses, int count) {
@@ -30,6 +32,8 @@ void free_responses(struct pam_response *responses, int count) {
 int answer_prompts(int count, const struct pam_message **messages, struct pam_response **ret_responses,
                    void *data) {
     auto *conversation = static_cast<Conversation *>(data);
+    if (conversation->prompts == 0)
+        conversation->first_prompt = Clock::now();
     if (count <= 0)
         return PAM_CONV_ERR;
     auto *responses = static_cast<struct pam_response *>(
@@ -52,6 +56,7 @@ int answer_prompts(int count, const struct pam_message **messages, struct pam_re
         }
     }
     *ret_responses = responses;
+    conversation->last_answer = Clock::now();
     return PAM_SUCCESS;
 }
 
@@ -83,6 +88,10 @@ LoginOutcome run_login(const LoginRequest &request) {
     outcome.auth_seconds = seconds_between(auth_start, auth_end);
     outcome.total_seconds = seconds_between(start, end);
     outcome.prompts = conversation.prompts;
+    if (conversation.prompts > 0) {
+        outcome.first_prompt_seconds = seconds_between(auth_start, conversation.first_prompt);
+        outcome.after_answers_seconds = seconds_between(conversation.last_answer, auth_end);
+    }
     return outcome;
 }
 

@@ -24,6 +24,11 @@ struct LoginOutcome {
     double auth_seconds = 0;  /* pam_authenticate alone */
     double total_seconds = 0; /* pam_start_confdir to pam_end */
     int prompts = 0;          /* prompts that asked for an answer */
+    /* Split of auth_seconds around the conversation: from pam_authenticate
+     * to the first prompt, and from the last answer back to
+     * pam_authenticate's return, which contains the daemon's hash. */
+    double first_prompt_seconds = 0;
+    double after_answers_seconds = 0;
 };
 
 LoginOutcome run_login(const LoginRequest &request);

@@ -2,13 +2,13 @@
 """Run Warden's benchmark and print the report.
 
 Starts a private dbus-daemon and development-mode wardend instances at the
-production Argon2 cost under a temporary directory, enrols users through
+production Argon2 cost under a temporary directory, enrolls users through
 wardenctl, drives logins through the real libpam with build/bench/warden_bench,
 and, as root, measures pam_unix (yescrypt) and pam_oath in a private mount
 namespace as a reference stack. Every process it starts is stopped again,
 also on Ctrl-C or SIGTERM.
 
-Usage: python3 bench/run.py --build BUILD_DIR [--quick] [--json FILE] [--keep]
+Usage: python3 bench/run.py --build BUILD_DIR [--quick] [--json FILE] [--keep] [--quiet-wait SECONDS]
 """
 
 import argparse
@@ -28,10 +28,7 @@ import sys
 import tempfile
 import time
 
-# PAM return codes from security/_pam_types.h (Linux-PAM 1.5).
-PAM_SUCCESS = 0
-PAM_AUTH_ERR = 7
-PAM_AUTHINFO_UNAVAIL = 9
+# Names of the PAM return codes in security/_pam_types.h (Linux-PAM 1.5).
 PAM_CODE_NAMES = {0: "SUCCESS", 6: "PERM_DENIED", 7: "AUTH_ERR", 9: "AUTHINFO_UNAVAIL", 10: "USER_UNKNOWN",
                   19: "CONV_ERR"}
 
@@ -97,7 +94,10 @@ def machine_facts(work_dir):
         proc = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", name], capture_output=True, text=True)
         return proc.stdout.strip() if proc.returncode == 0 else "not installed"
 
+    revision = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "describe", "--always",
+                               "--dirty"], capture_output=True, text=True).stdout.strip()
     return {
+        "source_revision": revision or "unknown",
         "cpu_model": model,
         "cpus": cpu_count(),
         "kernel": platform.release(),
@@ -279,6 +279,25 @@ class Wardend:
     def status(self):
         return json.loads(self.ctl("--json", "status"))
 
+    def rss_per_idle_connection_kib(self, count):
+        """Opens count connections that send nothing, so wardend holds a
+        thread and a receive buffer for each, and returns the growth of its
+        VmRSS per connection."""
+        before = self.proc_status_kib("VmRSS")
+        connections = []
+        try:
+            for _ in range(count):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                connections.append(s)
+                s.connect(self.socket)
+            time.sleep(1)
+            grown = self.proc_status_kib("VmRSS") - before
+        finally:
+            for s in connections:
+                s.close()
+        time.sleep(1)
+        return grown / float(count)
+
     def log_size(self):
         return os.path.getsize(self.log_path)
 
@@ -303,7 +322,7 @@ class Wardend:
         return 0
 
     def add_user(self, name, password=None):
-        """Enrols name through wardenctl and returns its password. Without
+        """Enrolls name through wardenctl and returns its password. Without
         a password, tries random ones until the host's libpwquality policy
         accepts one, because its dictionary check rejects a few random
         strings as too systematic."""
@@ -318,6 +337,8 @@ class Wardend:
         raise BenchError("the host's password quality policy rejected 20 random passwords for '%s'" % name)
 
     def stored_hash(self, name):
+        """Reads name's PHC string from the store, read-only, because the
+        admin API never returns a hash."""
         db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.state, "warden.db"), uri=True, timeout=10)
         try:
             row = db.execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()
@@ -375,9 +396,9 @@ class Bench:
         self.args = args
         self.build = os.path.abspath(args.build)
         self.quick = args.quick
+        self.driver = Driver(self.build)
         self.work_dir = tempfile.mkdtemp(prefix="warden-bench-")
         os.chmod(self.work_dir, 0o755)
-        self.driver = Driver(self.build)
         self.daemons = []
         self.meter = CpuMeter(self.live_pids)
         self.results = {"parameters": {}, "machine": machine_facts(self.work_dir)}
@@ -478,8 +499,8 @@ class Bench:
             f.write("%d\n" % clock_start)
         daemon = self.start_daemon("totp", {"mfa": {"mode": "required"}}, clock_file=clock_file)
         daemon.add_user("bench", self.password)
-        enrolment = json.loads(daemon.ctl("--json", "totp", "enroll", "bench"))
-        secret = base64.b32decode(enrolment["secret"].upper() + "=" * (-len(enrolment["secret"]) % 8))
+        enrollment = json.loads(daemon.ctl("--json", "totp", "enroll", "bench"))
+        secret = base64.b32decode(enrollment["secret"].upper() + "=" * (-len(enrollment["secret"]) % 8))
         secret_file = write_secret_file(self.work_dir, "totp.hex", secret.hex())
         code = subprocess.run(["oathtool", "--totp", "-d", "6", "-N", "@%d" % clock_start, secret.hex()],
                               capture_output=True, text=True, check=True).stdout.strip()
@@ -509,12 +530,14 @@ class Bench:
         workers = daemon.workers()
 
         def burst():
+            idle_kib = daemon.rss_per_idle_connection_kib(200)
             before = daemon.status()
             result = self.driver.run("burst", self.login_options(
                 daemon, user="bench", rhost=LEGITIMATE_RHOST, clients=self.params["burst_clients"],
                 **{"daemon-pid": daemon.proc.pid}))
             result["workers"] = workers
             result["daemon"] = counter_deltas(before, daemon.status())
+            result["rss_per_idle_connection_kib"] = idle_kib
             result["hwm_final_kib"] = daemon.proc_status_kib("VmHWM")
             return result
 
@@ -710,7 +733,11 @@ def latency_block(title, result, hash_label):
                                                     percent(median_overhead / h["median"]),
                                                     percent(p99_overhead / h["median"])),
              "    %-44s median %10s" % ("paired overhead (login minus its own hash)",
-                                        "%+.2f ms" % (result["auth_overhead"]["median"] * 1000))]
+                                        "%+.2f ms" % (result["auth_overhead"]["median"] * 1000)),
+             "    %-44s median %10s" % ("  of which: pam_authenticate to first prompt",
+                                        ms(result["first_prompt"]["median"])),
+             "    %-44s median %10s" % ("  last answer to result, minus the hash",
+                                        "%+.2f ms" % (result["after_answers_overhead"]["median"] * 1000))]
     if set(result["codes"]) != {"0"}:
         lines.append("    FAILED LOGINS: " + codes_text(result["codes"]))
     return "\n".join(lines) + "\n" + disturbance(result)
@@ -723,6 +750,7 @@ def report(results):
     cpus = m["cpus"]
     out.append("=" * 78)
     out.append("Warden benchmark report")
+    out.append("Source: %s" % m["source_revision"])
     out.append("Machine: %s, %d CPUs, hypervisor %s, kernel %s, %d MiB RAM"
                % (m["cpu_model"], cpus, m["hypervisor"], m["kernel"], m["memory_mib"]))
     out.append("Store on %s. libsodium %s, libpam %s, liboath %s, libcrypt %s"
@@ -779,6 +807,10 @@ def report(results):
     out.append("  wardend VmHWM before %.1f MiB, after %.1f MiB (%+.1f MiB over the budget); peak VmRSS seen "
                "%.1f MiB, peak threads %d" % (b["hwm_before_kib"] / MIB, hwm / MIB, (hwm - budget_kib) / MIB,
                                               b["peak_rss_kib"] / MIB, b["peak_threads"]))
+    per_thread = (b["peak_rss_kib"] - b["rss_before_kib"] - budget_kib) / max(1, b["peak_threads"] - b["threads_before"])
+    out.append("  Outside the hashes: VmRSS %.1f MiB idle; %.0f KiB per idle connection (measured with 200); "
+               "about %.0f KiB per conversation thread at the peak (estimate)"
+               % (b["rss_before_kib"] / MIB, b["rss_per_idle_connection_kib"], per_thread))
     out.append("  Clients: %d succeeded, %d answered 'unavailable' within 1 s, %d after waiting (timed out), %d other;"
                " all done in %.1f s" % (b["successes"], b["refused"], b["timed_out"], b["other"], b["wall"]))
     s = b["daemon"]

@@ -96,7 +96,7 @@ JsonObject run_latency(const Options &options) {
     std::int64_t clock_start = options.number("clock-start", 0);
     options.reject_unused();
 
-    std::vector<double> hash, auth, total, auth_overhead, total_overhead;
+    std::vector<double> hash, auth, total, auth_overhead, total_overhead, first_prompt, after_answers_overhead;
     std::map<int, std::uint64_t> codes;
     std::uint64_t hash_mismatches = 0;
     for (long i = 0; i < warmup + samples; i++) {
@@ -128,6 +128,8 @@ JsonObject run_latency(const Options &options) {
         total.push_back(login.total_seconds);
         auth_overhead.push_back(login.auth_seconds - hash_seconds);
         total_overhead.push_back(login.total_seconds - hash_seconds);
+        first_prompt.push_back(login.first_prompt_seconds);
+        after_answers_overhead.push_back(login.after_answers_seconds - hash_seconds);
     }
 
     JsonObject result;
@@ -138,6 +140,8 @@ JsonObject run_latency(const Options &options) {
             .add("total", summarize(total))
             .add("auth_overhead", summarize(auth_overhead))
             .add("total_overhead", summarize(total_overhead))
+            .add("first_prompt", summarize(first_prompt))
+            .add("after_answers_overhead", summarize(after_answers_overhead))
             .add("codes", codes)
             .add("hash_mismatches", hash_mismatches);
     return result;
@@ -305,6 +309,7 @@ JsonObject run_burst(const Options &options) {
             .add("codes", codes)
             .add("success_latency", summarize(success_latency))
             .add("rss_before_kib", before.rss_kib)
+            .add("threads_before", before.threads)
             .add("hwm_before_kib", before.hwm_kib)
             .add("peak_rss_kib", peak.rss_kib)
             .add("peak_threads", peak.threads)

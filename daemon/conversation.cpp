@@ -25,6 +25,9 @@ constexpr const char *kCodePrompt = "Verification code: ";
 constexpr const char *kCombinedPrompt = "Password and verification code: ";
 constexpr const char *kGenericFailure = "Authentication failed";
 
+/* A deny count no tally reaches. */
+constexpr unsigned kNeverLocks = 1000000000;
+
 /* Looks up the name of uid in the passwd database. */
 bool user_name_of(uid_t uid, std::string &ret_name) {
     long size = sysconf(_SC_GETPW_R_SIZE_MAX);
@@ -252,34 +255,16 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         want_password = want_code = true;
     bool combined = flags_ & wire::kFlagPromptCombined;
 
-    /* A name that useradd would reject cannot be enrolled; it takes the
-     * unknown-user path so the answer looks the same. */
+    /* What the user is asked depends on what they have enrolled. */
     UserRecord record;
     SecondFactorState factor;
     bool known = false;
-    if (is_valid_user_name(context_.user)) {
-        StoreStatus st = daemon_.store().get_user(context_.user, record);
-        if (st == StoreStatus::kOk) {
-            known = true;
-            st = load_second_factor(factor);
-        }
-        if (st != StoreStatus::kOk && st != StoreStatus::kNotFound) {
-            log::error("Failed to read user '{}' from the store: {}", context_.user, daemon_.store().last_error());
-            audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError}, context_);
-            return fail_unavailable("store read failed");
-        }
-    }
-
-    LockCheck lock;
-    if (!check_locks(known, lock)) {
-        audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError}, context_);
+    if (!load_user(record, factor, known))
         return fail_unavailable("store read failed");
-    }
-
-    /* A pending factor neither authenticates nor counts as enrolled. */
     bool mfa_applies = config_->mfa_mode == MfaMode::kRequired ||
                        (config_->mfa_mode == MfaMode::kOptional && factor.enrolled());
     bool ask_code = want_code && mfa_applies;
+    bool code_asked = ask_code;
 
     SecretBuffer password;
     SecretBuffer code;
@@ -323,18 +308,55 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         oversized = oversized || a == Answer::kOversized;
     }
 
+    /* Answers can take minutes. Check them against the records as they are
+     * now, so a lock, a new password or a removed factor from meanwhile
+     * applies to this attempt. */
+    if (!load_user(record, factor, known))
+        return fail_unavailable("store read failed");
+    mfa_applies = config_->mfa_mode == MfaMode::kRequired ||
+                  (config_->mfa_mode == MfaMode::kOptional && factor.enrolled());
+
+    /* At most `deny` unjudged attempts per tally are let through at once,
+     * and each is counted only once it has failed: many guesses at once
+     * cannot test more than the limit, and many right answers at once
+     * cannot lock anyone out. */
+    TallyKeys keys = tallies(known);
+    AttemptResult attempt;
+    GatePlace place(daemon_.gate(), keys);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->queue_timeout);
+    switch (daemon_.gate().enter(daemon_.store(), keys, [this] { return daemon_.now(); }, deadline, attempt)) {
+    case AttemptGate::Entry::kEntered:
+        place.hold();
+        break;
+    case AttemptGate::Entry::kBlocked:
+        break;
+    case AttemptGate::Entry::kTimedOut:
+        return fail_unavailable("too many attempts in flight for this user or host");
+    case AttemptGate::Entry::kStoreError:
+        log::error("Failed to read the failure tallies of user '{}': {}", escape_for_log(context_.user, 64),
+                   daemon_.store().last_error());
+        audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError}, context_);
+        return fail_unavailable("store read failed");
+    }
+    bool counted = false;
+
     /* Always run one Argon2 verification, against a dummy hash when the
      * user is unknown or locked, so the time taken does not tell them
      * apart, and a locked user's password is never tested. */
-    bool blocked = lock.user_locked || lock.throttled;
-    const std::string &phc = known && !blocked ? record.password_hash : daemon_.dummy_hash();
+    const std::string &phc = known && !attempt.blocked ? record.password_hash : daemon_.dummy_hash();
     VerifyResult verdict = VerifyResult::kMismatch;
     if (want_password) {
         std::string_view candidate = oversized ? std::string_view() : password.view();
         if (!verify_on_pool(phc, candidate, verdict))
             return fail_unavailable("hash pool unavailable");
-        if (try_first && verdict == VerifyResult::kMismatch) {
-            /* try_first_pass: the stacked password failed; ask once. */
+        if (try_first && verdict == VerifyResult::kMismatch && !attempt.blocked) {
+            /* try_first_pass: the stacked password failed. It is counted
+             * now, so hanging up at the next prompt gains nothing, and the
+             * prompt comes after the usual delay. The call counts once. */
+            if (!count_failure(keys, attempt, AuditReason::kPassword, password.view()))
+                return fail_unavailable("store write failed");
+            counted = true;
+            sleep_ms(failure_delay(attempt));
             Answer a = ask(kPasswordPrompt, true, password);
             if (a == Answer::kAbandoned)
                 return;
@@ -345,15 +367,19 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         }
     }
 
-    if (blocked) {
-        /* Refused before any check: the code is not consumed and nothing
-         * is counted, so a lock cannot be extended from outside. */
-        AuditReason reason = lock.throttled ? AuditReason::kThrottled : AuditReason::kLocked;
-        daemon_.counters().auth_failure++;
-        log::debug("Authentication of user '{}' for service '{}' failed: {}", escape_for_log(context_.user, 64),
-                   escape_for_log(context_.service, 64), audit_reason_string(reason));
-        audit({AuditEvent::kAuthFailure, false, reason}, context_);
-        return send_result(PAM_AUTH_ERR, kGenericFailure);
+    if (attempt.blocked) {
+        /* Refused before any check: the code is not consumed and nothing is
+         * counted, so a lock cannot be extended from outside. */
+        AuditReason reason = AuditReason::kLocked;
+        for (std::size_t i = 0; i < keys.size(); i++) {
+            if (attempt.locked[i] && keys[i].first.kind == TallyKey::Kind::kBucket)
+                reason = AuditReason::kThrottled;
+        }
+        for (std::size_t i = 0; i < keys.size(); i++) {
+            if (attempt.locked[i] && keys[i].first.kind == TallyKey::Kind::kUser)
+                reason = AuditReason::kLocked;
+        }
+        return refuse_attempt(reason);
     }
 
     if (known && (verdict == VerifyResult::kUnsupported || verdict == VerifyResult::kTooCostly)) {
@@ -364,24 +390,28 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         return fail_unavailable("stored hash refused");
     }
     if (!known) {
+        if (!counted && !count_failure(keys, attempt, AuditReason::kUnknownUser, {}))
+            return fail_unavailable("store write failed");
         daemon_.counters().auth_failure++;
         audit({AuditEvent::kAuthFailure, false, AuditReason::kUnknownUser}, context_);
-        unsigned delay = record_failure(false, AuditReason::kUnknownUser, {});
-        sleep_ms(delay);
+        report_locks(keys, attempt);
+        sleep_ms(failure_delay(attempt));
         return send_result(PAM_USER_UNKNOWN, kGenericFailure);
     }
 
     /* The code is checked, and a valid one consumed, whatever the password
      * was: a watched code buys an attacker no second try. */
     FactorOutcome second = FactorOutcome::kNotNeeded;
-    if (want_code && mfa_applies) {
+    if (want_code && mfa_applies && code_asked) {
         second = check_second_factor(factor, code.view());
         if (second == FactorOutcome::kStoreError)
             return fail_unavailable("store write failed");
         if (second == FactorOutcome::kKeyError)
             return fail_unavailable("TOTP secret could not be decrypted");
-    } else if (want_code && !want_password) {
-        second = FactorOutcome::kMissing; /* factors=totp with the second factor off */
+    } else if (want_code && (mfa_applies || !want_password)) {
+        /* A factor enrolled while the user typed, or factors=totp with the
+         * second factor off: there is no code to accept. */
+        second = FactorOutcome::kMissing;
     }
 
     AuditReason reason = AuditReason::kNone;
@@ -395,13 +425,11 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         reason = factor_reason(second);
 
     if (reason != AuditReason::kNone) {
-        daemon_.counters().auth_failure++;
-        log::debug("Authentication of user '{}' for service '{}' failed: {}", context_.user,
-                   escape_for_log(context_.service, 64), audit_reason_string(reason));
-        audit({AuditEvent::kAuthFailure, false, reason}, context_);
-        unsigned delay = record_failure(true, reason, password.view());
-        sleep_ms(delay);
-        return send_result(PAM_AUTH_ERR, kGenericFailure);
+        /* A failure that cannot be counted is not answered as one: the
+         * answer would tell a right password from a wrong one. */
+        if (!counted && !count_failure(keys, attempt, reason, password.view()))
+            return fail_unavailable("store write failed");
+        return refuse_attempt(reason, &keys, &attempt);
     }
 
     /* Upgrade a hash made at an older cost while the password is at hand. */
@@ -410,9 +438,9 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
     if (want_password && needs_rehash(record.password_hash, policy)) {
         std::string rehashed;
         bool ok = false;
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->queue_timeout);
+        auto rehash_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->queue_timeout);
         HashPool::Outcome outcome =
-                daemon_.pool().run([&] { ok = hash_password(password.view(), policy, rehashed); }, deadline,
+                daemon_.pool().run([&] { ok = hash_password(password.view(), policy, rehashed); }, rehash_deadline,
                                    fairness_key());
         if (outcome == HashPool::Outcome::kDone && ok)
             new_hash = std::move(rehashed);
@@ -421,7 +449,11 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
                          context_.user);
     }
 
+    /* Success clears the user's and the caller's tallies; the remote
+     * host's keeps its count, since it spans users. */
     StoreStatus st = daemon_.store().record_success(context_.user, daemon_.now(), new_hash);
+    if (st == StoreStatus::kOk)
+        st = settle_success(keys);
     if (st != StoreStatus::kOk) {
         log::error("Failed to record the login of user '{}': {}", context_.user, daemon_.store().last_error());
         audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError}, context_);
@@ -429,12 +461,30 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
     }
     if (new_hash)
         log::info("Re-hashed the password of user '{}' at the configured Argon2 cost", context_.user);
-    if (peer_.uid != 0)
-        (void)daemon_.store().clear_tally({TallyKey::Kind::kBucket, "uid:" + std::to_string(peer_.uid)});
     daemon_.counters().auth_success++;
     log::debug("Authenticated user '{}' for service '{}'", context_.user, escape_for_log(context_.service, 64));
     audit({AuditEvent::kAuthSuccess, true}, context_);
     send_result(PAM_SUCCESS);
+}
+
+bool Conversation::load_user(UserRecord &ret_record, SecondFactorState &ret_factor, bool &ret_known) {
+    /* A name that useradd would reject cannot be enrolled; it takes the
+     * unknown-user path so the answer looks the same. */
+    ret_known = false;
+    ret_factor = SecondFactorState{};
+    if (!is_valid_user_name(context_.user))
+        return true;
+    StoreStatus st = daemon_.store().get_user(context_.user, ret_record);
+    if (st == StoreStatus::kOk) {
+        ret_known = true;
+        st = load_second_factor(ret_factor);
+    }
+    if (st != StoreStatus::kOk && st != StoreStatus::kNotFound) {
+        log::error("Failed to read user '{}' from the store: {}", context_.user, daemon_.store().last_error());
+        audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError}, context_);
+        return false;
+    }
+    return true;
 }
 
 StoreStatus Conversation::load_second_factor(SecondFactorState &ret_state) {
@@ -535,65 +585,27 @@ std::vector<std::pair<TallyKey, LockRule>> Conversation::tallies(bool known) con
     if (peer_.uid != 0)
         keys.push_back({{TallyKey::Kind::kBucket, "uid:" + std::to_string(peer_.uid)},
                         {c.local_deny, c.fail_interval, c.unlock_time}});
+    /* Unknown users share one tally that never locks. Writing it costs the
+     * same disk sync as a known user's count, so the time to the answer
+     * does not tell them apart. */
+    if (!known)
+        keys.push_back({{TallyKey::Kind::kBucket, "unknown-users"}, {kNeverLocks, c.fail_interval, c.unlock_time}});
     return keys;
 }
 
-bool Conversation::check_locks(bool known, LockCheck &ret_check) {
-    LockCheck check;
-    std::int64_t now = daemon_.now();
-    for (const auto &[key, rule] : tallies(known)) {
-        Tally tally;
-        StoreStatus st = daemon_.store().get_tally(key, tally);
-        if (st == StoreStatus::kNotFound)
-            continue;
-        if (st != StoreStatus::kOk) {
-            log::error("Failed to read the failure tally '{}': {}", escape_for_log(key.name, 160),
-                       daemon_.store().last_error());
-            return false;
-        }
-        std::optional<std::int64_t> end = lock_end(tally, now, rule);
-        if (!end)
-            continue;
-        if (tally.locked_until && *end != *tally.locked_until) {
-            /* The clock went back: keep the lock no longer than unlock_time. */
-            log::warning("Lock '{}' ended after now + unlock_time; the clock went back, shortening it",
-                         escape_for_log(key.name, 160));
-            (void)daemon_.store().set_lock_end(key, *end);
-        }
-        if (key.kind == TallyKey::Kind::kUser)
-            check.user_locked = true;
-        else
-            check.throttled = true;
-    }
-    ret_check = check;
-    return true;
+unsigned Conversation::failure_delay(const AttemptResult &attempt) const {
+    std::uint32_t max_failures = 1;
+    for (const Tally &tally : attempt.after)
+        max_failures = std::max(max_failures, tally.failures);
+    return failure_delay_ms(max_failures, config_->fail_delay);
 }
 
-unsigned Conversation::record_failure(bool known, AuditReason reason, std::string_view password) {
-    /* The same wrong password sent again (a client retrying) counts once. */
-    if (reason == AuditReason::kPassword && !password.empty() &&
-        daemon_.recent_failures().seen_before(context_.user, password, daemon_.now(), config_->fail_interval)) {
-        log::debug("User '{}' repeated a recent wrong password; not counted again", context_.user);
-        return failure_delay_ms(1, config_->fail_delay);
-    }
-    std::vector<std::pair<TallyKey, LockRule>> keys = tallies(known);
-    if (keys.empty())
-        return failure_delay_ms(1, config_->fail_delay);
-    std::int64_t now = daemon_.now();
-    std::vector<Tally> after;
-    StoreStatus st = daemon_.store().add_failures(keys, now, after);
-    if (st != StoreStatus::kOk) {
-        log::error("Failed to count a failed login of user '{}': {}", escape_for_log(context_.user, 64),
-                   daemon_.store().last_error());
-        return failure_delay_ms(1, config_->fail_delay);
-    }
-    std::uint32_t max_failures = 0;
-    for (std::size_t i = 0; i < keys.size() && i < after.size(); i++) {
-        const Tally &tally = after[i];
-        max_failures = std::max(max_failures, tally.failures);
-        bool locked_now = tally.locked_until && tally.failures == keys[i].second.deny;
-        if (!locked_now)
+void Conversation::report_locks(const std::vector<std::pair<TallyKey, LockRule>> &keys,
+                                const AttemptResult &attempt) {
+    for (std::size_t i = 0; i < keys.size() && i < attempt.locked_now.size(); i++) {
+        if (!attempt.locked_now[i])
             continue;
+        const Tally &tally = attempt.after[i];
         const std::string &name = keys[i].first.name;
         std::string until = *tally.locked_until == kLockedForever ? std::string("until unlocked by an admin")
                                                                   : "for " + std::to_string(config_->unlock_time) + " s";
@@ -610,7 +622,49 @@ unsigned Conversation::record_failure(bool known, AuditReason reason, std::strin
                   context_);
         }
     }
-    return failure_delay_ms(max_failures, config_->fail_delay);
+}
+
+void Conversation::refuse_attempt(AuditReason reason, const std::vector<std::pair<TallyKey, LockRule>> *keys,
+                                  const AttemptResult *attempt) {
+    daemon_.counters().auth_failure++;
+    log::debug("Authentication of user '{}' for service '{}' failed: {}", escape_for_log(context_.user, 64),
+               escape_for_log(context_.service, 64), audit_reason_string(reason));
+    audit({AuditEvent::kAuthFailure, false, reason}, context_);
+    unsigned delay = failure_delay_ms(1, config_->fail_delay);
+    if (keys && attempt) {
+        report_locks(*keys, *attempt);
+        delay = failure_delay(*attempt);
+    }
+    sleep_ms(delay);
+    send_result(PAM_AUTH_ERR, kGenericFailure);
+}
+
+bool Conversation::count_failure(const TallyKeys &keys, AttemptResult &attempt, AuditReason reason,
+                                 std::string_view password) {
+    /* The same wrong password sent again (a client retrying) counts once. */
+    if (reason == AuditReason::kPassword && !password.empty() &&
+        daemon_.recent_failures().seen_before(context_.user, password, daemon_.now(), config_->fail_interval)) {
+        log::debug("User '{}' repeated a recent wrong password; not counted again", context_.user);
+        attempt.locked_now.assign(keys.size(), false);
+        return true;
+    }
+    if (daemon_.store().add_failures(keys, daemon_.now(), attempt) != StoreStatus::kOk) {
+        log::error("Failed to count a failed login of user '{}': {}; answering unavailable",
+                   escape_for_log(context_.user, 64), daemon_.store().last_error());
+        return false;
+    }
+    return true;
+}
+
+StoreStatus Conversation::settle_success(const TallyKeys &keys) {
+    for (const auto &[key, rule] : keys) {
+        if (key.kind == TallyKey::Kind::kBucket && key.name.rfind("uid:", 0) == 0) {
+            StoreStatus st = daemon_.store().clear_tally(key);
+            if (st != StoreStatus::kOk)
+                return st;
+        }
+    }
+    return StoreStatus::kOk;
 }
 
 void Conversation::sleep_ms(unsigned ms) {
@@ -672,19 +726,59 @@ void Conversation::handle_change_password(const wire::Frame &request) {
             if (a == Answer::kAbandoned)
                 return;
         }
+        /* The current password is a guess like any other: counted first,
+         * refused while locked, answered after the failure delay. */
+        UserRecord fresh;
+        SecondFactorState factor;
+        bool known = false;
+        if (!load_user(fresh, factor, known))
+            return fail_unavailable("store read failed");
+        if (!known)
+            return send_result(PAM_USER_UNKNOWN);
+        TallyKeys keys = tallies(true);
+        AttemptResult attempt;
+        GatePlace place(daemon_.gate(), keys);
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->queue_timeout);
+        switch (daemon_.gate().enter(daemon_.store(), keys, [this] { return daemon_.now(); }, deadline, attempt)) {
+        case AttemptGate::Entry::kEntered:
+            place.hold();
+            break;
+        case AttemptGate::Entry::kBlocked:
+            break;
+        case AttemptGate::Entry::kTimedOut:
+            return fail_unavailable("too many attempts in flight for this user");
+        case AttemptGate::Entry::kStoreError:
+            log::error("Failed to read the failure tallies of user '{}': {}", context_.user,
+                       daemon_.store().last_error());
+            return fail_unavailable("store read failed");
+        }
+        const std::string &phc = attempt.blocked ? daemon_.dummy_hash() : fresh.password_hash;
         VerifyResult verdict = VerifyResult::kMismatch;
         std::string_view candidate = old_password.size() > kMaxSecretSize ? std::string_view() : old_password.view();
-        if (!verify_on_pool(record.password_hash, candidate, verdict))
+        if (!verify_on_pool(phc, candidate, verdict))
             return fail_unavailable("hash pool unavailable");
-        if (verdict == VerifyResult::kUnsupported || verdict == VerifyResult::kTooCostly) {
+        if (!attempt.blocked && (verdict == VerifyResult::kUnsupported || verdict == VerifyResult::kTooCostly)) {
             log::error("Refused to verify the stored hash of user '{}': {}", context_.user,
                        verify_result_string(verdict));
             return fail_unavailable("stored hash refused");
         }
-        if (verdict != VerifyResult::kMatch) {
+        if (!attempt.blocked && verdict != VerifyResult::kMatch &&
+            !count_failure(keys, attempt, AuditReason::kPassword, old_password.view()))
+            return fail_unavailable("store write failed");
+        if (attempt.blocked || verdict != VerifyResult::kMatch) {
             daemon_.counters().auth_failure++;
-            audit({AuditEvent::kPasswordChanged, false, AuditReason::kPassword}, context_);
+            AuditReason reason = attempt.blocked ? AuditReason::kLocked : AuditReason::kPassword;
+            audit({AuditEvent::kPasswordChanged, false, reason}, context_);
+            if (!attempt.blocked)
+                report_locks(keys, attempt);
+            sleep_ms(attempt.blocked ? failure_delay_ms(1, config_->fail_delay) : failure_delay(attempt));
             return send_result(PAM_AUTH_ERR, kGenericFailure);
+        }
+        if (settle_success(keys) != StoreStatus::kOk ||
+            daemon_.store().clear_tally({TallyKey::Kind::kUser, context_.user}) != StoreStatus::kOk) {
+            log::error("Failed to record the password check of user '{}': {}", context_.user,
+                       daemon_.store().last_error());
+            return fail_unavailable("store write failed");
         }
     }
 

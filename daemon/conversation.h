@@ -49,16 +49,22 @@ private:
         bool enrolled() const noexcept { return totp_active || recovery_left > 0; }
     };
 
-    struct LockCheck {
-        bool user_locked = false;
-        bool throttled = false; /* the remote host or the non-root caller */
-    };
-
     /* The tallies a failure of this request counts toward, with their rules. */
     std::vector<std::pair<TallyKey, LockRule>> tallies(bool known) const;
-    bool check_locks(bool known, LockCheck &ret_check);
-    /* Counts a failure and returns how long to wait before responding. */
-    unsigned record_failure(bool known, AuditReason reason, std::string_view password);
+    /* Reads the user and their second factor; false after a store error. */
+    bool load_user(UserRecord &ret_record, SecondFactorState &ret_factor, bool &ret_known);
+    /* The wait before a failure is answered, from the counts after it. */
+    unsigned failure_delay(const AttemptResult &attempt) const;
+    /* Logs and audits each lock that this attempt's count started. */
+    void report_locks(const std::vector<std::pair<TallyKey, LockRule>> &keys, const AttemptResult &attempt);
+    /* Audits a failed attempt, waits the failure delay and sends PAM_AUTH_ERR. */
+    void refuse_attempt(AuditReason reason, const std::vector<std::pair<TallyKey, LockRule>> *keys = nullptr,
+                        const AttemptResult *attempt = nullptr);
+    /* Counts a failed attempt in every tally, unless it repeats a recent
+     * wrong password. Returns false when the store could not count it. */
+    bool count_failure(const TallyKeys &keys, AttemptResult &attempt, AuditReason reason, std::string_view password);
+    /* Clears the caller's tally after a success. */
+    StoreStatus settle_success(const TallyKeys &keys);
     static void sleep_ms(unsigned ms);
 
     StoreStatus load_second_factor(SecondFactorState &ret_state);

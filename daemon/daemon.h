@@ -1,6 +1,7 @@
 /* State shared by every connection and the admin API of one wardend. */
 #pragma once
 
+#include "daemon/attempt_gate.h"
 #include "daemon/config.h"
 #include "daemon/hash_pool.h"
 #include "daemon/host_key.h"
@@ -64,6 +65,7 @@ public:
     HashPool &pool() noexcept { return *pool_; }
     Counters &counters() noexcept { return counters_; }
     RecentFailures &recent_failures() noexcept { return recent_failures_; }
+    AttemptGate &gate() noexcept { return gate_; }
     const std::string &dummy_hash() const noexcept { return dummy_hash_; }
     const HostKey &key() const noexcept { return key_; }
     Argon2Policy argon2_policy() const;
@@ -92,6 +94,7 @@ private:
     std::string clock_file_;
     Counters counters_;
     RecentFailures recent_failures_;
+    AttemptGate gate_;
     std::int64_t start_time_;
 };
 

@@ -367,32 +367,80 @@ public:
         return read_tally(key, ret_tally);
     }
 
-    StoreStatus add_failures(const std::vector<std::pair<TallyKey, LockRule>> &changes, std::int64_t now,
-                             std::vector<Tally> &ret_after) override {
+    StoreStatus check_tallies(const std::vector<std::pair<TallyKey, LockRule>> &keys, std::int64_t now,
+                              AttemptResult &ret_result) override {
         std::lock_guard lock(mutex_);
         if (StoreStatus st = exec("BEGIN IMMEDIATE"); st != StoreStatus::kOk)
             return st;
-        std::vector<Tally> after;
+        AttemptResult result;
         StoreStatus status = StoreStatus::kOk;
-        for (const auto &[key, rule] : changes) {
+        for (const auto &[key, rule] : keys) {
             Tally tally;
-            status = read_tally(key, tally);
-            if (status == StoreStatus::kNotFound) {
-                after.push_back(Tally{});
-                status = StoreStatus::kOk;
+            StoreStatus st = read_tally(key, tally);
+            if (st == StoreStatus::kNotFound) {
+                tally = Tally{};
+            } else if (st != StoreStatus::kOk) {
+                status = st;
+                break;
+            }
+            std::optional<std::int64_t> end = lock_end(tally, now, rule);
+            if (end && tally.locked_until && *end != *tally.locked_until) {
+                /* The clock went back: keep the lock no longer than unlock_time. */
+                tally.locked_until = *end;
+                status = write_tally(key, tally);
+                if (status != StoreStatus::kOk)
+                    break;
+            }
+            /* A window that ended no longer counts toward the next lock. A
+             * lock that ended inside its window leaves room for one more
+             * attempt, whose failure locks again at once. */
+            if (tally.first_failure && (*tally.first_failure > now ||
+                                        now - *tally.first_failure >= static_cast<std::int64_t>(rule.fail_interval)))
+                tally.failures = 0;
+            else if (tally.locked_until && !end && tally.failures >= rule.deny)
+                tally.failures = rule.deny - 1;
+            result.locked.push_back(end.has_value());
+            result.after.push_back(tally);
+            if (end)
+                result.blocked = true;
+        }
+        status = finish_transaction(status);
+        if (status == StoreStatus::kOk)
+            ret_result = std::move(result);
+        return status;
+    }
+
+    StoreStatus add_failures(const std::vector<std::pair<TallyKey, LockRule>> &keys, std::int64_t now,
+                             AttemptResult &ret_result) override {
+        std::lock_guard lock(mutex_);
+        if (StoreStatus st = exec("BEGIN IMMEDIATE"); st != StoreStatus::kOk)
+            return st;
+        AttemptResult result;
+        StoreStatus status = StoreStatus::kOk;
+        for (const auto &[key, rule] : keys) {
+            Tally tally;
+            StoreStatus st = read_tally(key, tally);
+            if (st == StoreStatus::kNotFound) {
+                result.after.push_back(Tally{});
+                result.locked_now.push_back(false);
                 continue;
             }
-            if (status != StoreStatus::kOk)
+            if (st != StoreStatus::kOk) {
+                status = st;
                 break;
+            }
             Tally next = add_failure(tally, now, rule);
             status = write_tally(key, next);
             if (status != StoreStatus::kOk)
                 break;
-            after.push_back(next);
+            result.locked_now.push_back(next.locked_until.has_value() && !lock_end(tally, now, rule).has_value());
+            result.after.push_back(next);
         }
+        if (status == StoreStatus::kOk && !keys.empty())
+            status = prune_buckets(now, keys.front().second.fail_interval);
         status = finish_transaction(status);
         if (status == StoreStatus::kOk)
-            ret_after = std::move(after);
+            ret_result = std::move(result);
         return status;
     }
 
@@ -468,6 +516,16 @@ private:
                     : std::string();
     }
 
+    /* Binds a value, or NULL when there is none. Out of line, because GCC
+     * 12 inlines it into callers and then warns, wrongly, that an empty
+     * optional's payload may be read. */
+    [[gnu::noinline]] static void bind_optional(sqlite3_stmt *s, int index, const std::optional<std::int64_t> &value) {
+        if (value.has_value())
+            sqlite3_bind_int64(s, index, *value);
+        else
+            sqlite3_bind_null(s, index);
+    }
+
     static void bind_text(sqlite3_stmt *s, int index, const std::string &value) {
         sqlite3_bind_text(s, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
     }
@@ -529,14 +587,20 @@ private:
             return StoreStatus::kError;
         bind_text(s.get(), 1, key.name);
         sqlite3_bind_int64(s.get(), 2, tally.failures);
-        if (tally.first_failure)
-            sqlite3_bind_int64(s.get(), 3, *tally.first_failure);
-        else
-            sqlite3_bind_null(s.get(), 3);
-        if (tally.locked_until)
-            sqlite3_bind_int64(s.get(), 4, *tally.locked_until);
-        else
-            sqlite3_bind_null(s.get(), 4);
+        bind_optional(s.get(), 3, tally.first_failure);
+        bind_optional(s.get(), 4, tally.locked_until);
+        return step_done(s.get());
+    }
+
+    /* Forgets remote-host and caller tallies whose window and lock both
+     * ended, so the table does not grow with every host ever seen. */
+    StoreStatus prune_buckets(std::int64_t now, unsigned window) {
+        Statement s = prepare("DELETE FROM throttle WHERE (locked_until IS NULL OR locked_until <= ?1)"
+                              " AND (first_failure IS NULL OR first_failure <= ?1 - ?2)");
+        if (!s)
+            return StoreStatus::kError;
+        sqlite3_bind_int64(s.get(), 1, now);
+        sqlite3_bind_int64(s.get(), 2, window);
         return step_done(s.get());
     }
 

@@ -57,6 +57,14 @@ struct TallyKey {
     std::string name;
 };
 
+/* Tallies read or updated by the store, one entry per key in order. */
+struct AttemptResult {
+    bool blocked = false;         /* check_tallies: some tally is locked */
+    std::vector<bool> locked;     /* check_tallies: the locked ones */
+    std::vector<Tally> after;     /* the tallies as read, or after counting */
+    std::vector<bool> locked_now; /* add_failures: the locks this count started */
+};
+
 class Store {
 public:
     virtual ~Store() = default;
@@ -107,11 +115,18 @@ public:
      * an empty tally. kNotFound only for an unknown user. */
     virtual StoreStatus get_tally(const TallyKey &key, Tally &ret_tally) = 0;
 
-    /* Adds one failure at now to each tally under its rule, all in one
-     * transaction, and returns the tallies after. Unknown users are
-     * skipped. */
-    virtual StoreStatus add_failures(const std::vector<std::pair<TallyKey, LockRule>> &changes, std::int64_t now,
-                                     std::vector<Tally> &ret_after) = 0;
+    /* Reads the tallies at now, in one transaction: which are locked (a
+     * lock that would outlast unlock_time because the clock went back is
+     * shortened and rewritten) and their counts. Unknown users read as
+     * empty. */
+    virtual StoreStatus check_tallies(const std::vector<std::pair<TallyKey, LockRule>> &keys, std::int64_t now,
+                                      AttemptResult &ret_result) = 0;
+
+    /* Counts one failure at now in each tally, all in one transaction so
+     * parallel failures lose no increment, and reports the locks this
+     * started. Unknown users are skipped. */
+    virtual StoreStatus add_failures(const std::vector<std::pair<TallyKey, LockRule>> &keys, std::int64_t now,
+                                     AttemptResult &ret_result) = 0;
 
     /* Moves a lock's end, for a lock clamped after the clock went back. */
     virtual StoreStatus set_lock_end(const TallyKey &key, std::int64_t until) = 0;
