@@ -138,6 +138,42 @@ std::string escape_for_log(std::string_view text, std::size_t max_bytes, bool es
 
 namespace {
 
+constexpr const char *kJournalSocket = "/run/systemd/journal/socket";
+
+/* The MESSAGE of events other than authentication results. */
+std::string describe(const AuditRecord &record, const std::string &user, const std::string &uid,
+                     const std::string &pid, std::uint64_t count) {
+    const std::string factor = record.factor.empty() ? std::string("a factor") : "factor " + record.factor;
+    switch (record.event) {
+    case AuditEvent::kLockout:
+        return record.reason == AuditReason::kThrottled ? "throttled failed logins" : "locked user " + user;
+    case AuditEvent::kUnlock: return "unlocked user " + user;
+    case AuditEvent::kPeerRejected:
+        return "rejected caller uid " + uid + " pid " + pid + " asking about user " + user;
+    case AuditEvent::kEnroll:
+        return (record.success ? "enrolled " : "failed to enroll ") + factor + " for user " + user;
+    case AuditEvent::kConfirm:
+        return (record.success ? "confirmed " : "failed to confirm ") + factor + " for user " + user;
+    case AuditEvent::kRemove: return "removed " + factor + " of user " + user;
+    case AuditEvent::kRecoveryUsed: return "user " + user + " logged in with a recovery code";
+    case AuditEvent::kRecoveryGenerated: return "generated new recovery codes for user " + user;
+    case AuditEvent::kPasswordChanged:
+        return (record.success ? "changed the password of user " : "failed to change the password of user ") + user;
+    case AuditEvent::kSessionOpen: return "opened a session for user " + user;
+    case AuditEvent::kSessionClose: return "closed a session for user " + user;
+    case AuditEvent::kConfigRejected: return "rejected a configuration";
+    case AuditEvent::kDaemonStart: return "wardend started";
+    case AuditEvent::kDaemonReload:
+        return record.success ? "wardend reloaded its configuration" : "wardend kept its configuration";
+    case AuditEvent::kDaemonStop: return "wardend stopped";
+    case AuditEvent::kSummary:
+        return std::to_string(count) + " more events like the last one for user " + user;
+    case AuditEvent::kAuthSuccess:
+    case AuditEvent::kAuthFailure: break;
+    }
+    return "audit event";
+}
+
 void send_entry(const AuditRecord &record, const AuditContext &context, std::uint64_t count) noexcept {
     try {
         EventInfo info = event_info(record.event);
@@ -160,7 +196,7 @@ void send_entry(const AuditRecord &record, const AuditContext &context, std::uin
             message = "pam_warden(" + service + ":auth): authentication failure; logname= uid=" + uid +
                       " euid=" + uid + " tty=" + tty + " ruser=" + ruser + " rhost=" + rhost +
                       " user=" + user;
-        } else if (record.event == AuditEvent::kSummary) {
+        } else if (record.event == AuditEvent::kSummary && record.summarised == AuditEvent::kAuthFailure) {
             message = "pam_warden(" + service + ":auth): " + std::to_string(count) +
                       " more authentication failures; logname= uid=" + uid + " euid=" + uid + " tty=" + tty +
                       " ruser=" + ruser + " rhost=" + rhost + " user=" + user;
@@ -168,19 +204,16 @@ void send_entry(const AuditRecord &record, const AuditContext &context, std::uin
             message = "pam_warden(" + service + ":auth): authentication success; uid=" + uid + " tty=" +
                       tty + " ruser=" + ruser + " rhost=" + rhost + " user=" + user;
         } else {
-            message = std::string(info.name) + (record.success ? "" : " failed");
-            if (!context.user.empty())
-                message += " for user '" + user + "'";
-            if (!record.factor.empty())
-                message += " (factor " + record.factor + ")";
+            message = describe(record, "'" + escape_for_log(context.user, 64) + "'", uid,
+                               context.peer_pid ? std::to_string(context.peer_pid) : "?", count);
         }
         /* Authentication lines keep pam_unix's exact shape; their reason is
          * in WARDEN_REASON. */
-        bool pam_shaped = record.event == AuditEvent::kAuthFailure || record.event == AuditEvent::kSummary ||
-                          record.event == AuditEvent::kAuthSuccess;
+        bool pam_shaped = record.event == AuditEvent::kAuthFailure || record.event == AuditEvent::kAuthSuccess ||
+                          (record.event == AuditEvent::kSummary && record.summarised == AuditEvent::kAuthFailure);
         if (record.reason != AuditReason::kNone && !pam_shaped)
             message += std::string(" reason=") + audit_reason_string(record.reason);
-        if (!record.detail.empty())
+        if (!record.detail.empty() && !pam_shaped)
             message += ": " + escape_for_log(record.detail, 512);
 
         std::string f_message = "MESSAGE=" + message;
@@ -236,6 +269,13 @@ void send_entry(const AuditRecord &record, const AuditContext &context, std::uin
         if (record.event == AuditEvent::kSummary)
             push(f_count);
 
+        /* sd_journal_sendv drops entries silently when journald is not
+         * running, so without its socket the entry goes to the operational
+         * log instead of nowhere. */
+        if (::access(kJournalSocket, F_OK) != 0) {
+            log::info("audit {} {}: {}", info.name, record.success ? "success" : "failure", message);
+            return;
+        }
         int r = sd_journal_sendv(iov, n);
         if (r < 0)
             log::error("Failed to send audit event '{}' to journald: {}", info.name, std::strerror(-r));
@@ -281,7 +321,11 @@ public:
         std::lock_guard lock(mutex_);
         if (!thread_.joinable())
             return true;
-        Key key{context.user, context.rhost, static_cast<int>(record.reason)};
+        /* Failures repeat per user, host and reason; the other limited
+         * events per user and calling uid. */
+        int detail = record.event == AuditEvent::kAuthFailure ? static_cast<int>(record.reason)
+                                                              : static_cast<int>(context.peer_uid);
+        Key key{static_cast<int>(record.event), context.user, context.rhost, detail};
         auto now = std::chrono::steady_clock::now();
         auto it = windows_.find(key);
         if (it != windows_.end() && now - it->second.start >= std::chrono::seconds(limits_.interval)) {
@@ -307,7 +351,7 @@ public:
     }
 
 private:
-    using Key = std::tuple<std::string, std::string, int>;
+    using Key = std::tuple<int, std::string, std::string, int>;
     struct Window {
         std::chrono::steady_clock::time_point start;
         unsigned written;
@@ -345,6 +389,7 @@ private:
         if (w.suppressed == 0)
             return;
         AuditRecord summary = w.record;
+        summary.summarised = w.record.event;
         summary.event = AuditEvent::kSummary;
         summary.success = false;
         send_entry(summary, w.context, w.suppressed);
@@ -365,17 +410,26 @@ RepeatLimiter &limiter() {
 
 } // namespace
 
-void audit(const AuditRecord &record, const AuditContext &context) noexcept {
+bool audit(const AuditRecord &record, const AuditContext &context) noexcept {
+    /* Events a caller can trigger at will are limited, so no one can
+     * flood the journal and push real failures out of it. */
+    bool limited = record.event == AuditEvent::kAuthFailure || record.event == AuditEvent::kPeerRejected ||
+                   record.event == AuditEvent::kSessionOpen || record.event == AuditEvent::kSessionClose;
     try {
-        if (record.event == AuditEvent::kAuthFailure && !limiter().admit(record, context))
-            return;
+        if (limited && !limiter().admit(record, context))
+            return false;
     } catch (...) {
         /* Out of memory in the limiter: write the entry unlimited. */
     }
     send_entry(record, context, 1);
+    return true;
 }
 
-void audit_start(const AuditLimits &limits) { limiter().start(limits); }
+void audit_start(const AuditLimits &limits) {
+    if (::access(kJournalSocket, F_OK) != 0)
+        log::warning("journald is not running ({} is missing); audit events go to this log instead", kJournalSocket);
+    limiter().start(limits);
+}
 
 void audit_set_limits(const AuditLimits &limits) { limiter().set_limits(limits); }
 

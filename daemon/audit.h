@@ -88,6 +88,7 @@ struct AuditRecord {
     AuditReason reason = AuditReason::kNone;
     std::string factor;  /* WARDEN_FACTOR for enroll, confirm and remove */
     std::string detail;  /* free text appended to MESSAGE; never a secret */
+    AuditEvent summarised = AuditEvent::kAuthFailure; /* for kSummary: the event counted */
 };
 
 /* Replaces control characters, backslashes and invalid UTF-8 with \xNN
@@ -97,9 +98,11 @@ struct AuditRecord {
 std::string escape_for_log(std::string_view text, std::size_t max_bytes = 256, bool escape_space = false);
 
 /* Sends one audit entry to journald. Never throws; a failure to send is
- * reported on the operational log. Authentication failures pass through
- * the repeat limiter first (see audit_start). */
-void audit(const AuditRecord &record, const AuditContext &context) noexcept;
+ * reported on the operational log. Authentication failures, rejected
+ * callers and sessions pass through the repeat limiter first (see
+ * audit_start). Returns false when the limiter held the entry back, so a
+ * caller can skip its own log line too. */
+bool audit(const AuditRecord &record, const AuditContext &context) noexcept;
 
 /* Repeat limiting of authentication failures. Within each interval, the
  * first `burst` failures with the same user, remote host and reason are

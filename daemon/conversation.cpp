@@ -110,6 +110,12 @@ void Conversation::dispatch(const wire::Frame &request) {
     context_.ruser = std::string(request.get(FieldTag::kRuser));
     context_.tty = std::string(request.get(FieldTag::kTty));
     flags_ = request.get_u32(FieldTag::kFlags);
+    /* Trusted only from root peers: a set-uid program's real uid. Any
+     * other peer's own uid is what counts. */
+    if (peer_.uid == 0 && request.has(FieldTag::kCallerUid))
+        caller_uid_ = request.get_u32(FieldTag::kCallerUid);
+    else
+        caller_uid_ = peer_.uid;
 
     log::debug("Request {} for user '{}' service '{}' from pid {} uid {}", request_name(request.type),
                escape_for_log(context_.user, 64), escape_for_log(context_.service, 64), peer_.pid, peer_.uid);
@@ -140,11 +146,11 @@ bool Conversation::caller_allowed() {
         return true;
 
     daemon_.counters().peer_rejected++;
-    log::warning("Rejected pid {} uid {}: a non-root caller may only ask about its own user, asked for '{}'",
-                 peer_.pid, peer_.uid, escape_for_log(context_.user, 64));
-    audit({AuditEvent::kPeerRejected, false, AuditReason::kNone, {},
-           "uid " + std::to_string(peer_.uid) + " asked about another user"},
-          context_);
+    if (audit({AuditEvent::kPeerRejected, false, AuditReason::kNone, {},
+               "uid " + std::to_string(peer_.uid) + " asked about another user"},
+              context_))
+        log::warning("Rejected pid {} uid {}: a non-root caller may only ask about its own user, asked for '{}'",
+                     peer_.pid, peer_.uid, escape_for_log(context_.user, 64));
     send_result(PAM_PERM_DENIED);
     return false;
 }
@@ -241,7 +247,7 @@ std::string Conversation::fairness_key() const {
     /* Remote logins share by host; local ones by the caller's uid. */
     if (!context_.rhost.empty())
         return "rhost:" + context_.rhost;
-    return "uid:" + std::to_string(peer_.uid);
+    return "uid:" + std::to_string(caller_uid_);
 }
 
 void Conversation::handle_authenticate(const wire::Frame &request) {
@@ -582,8 +588,10 @@ std::vector<std::pair<TallyKey, LockRule>> Conversation::tallies(bool known) con
     if (!context_.rhost.empty())
         keys.push_back({{TallyKey::Kind::kBucket, "rhost:" + context_.rhost},
                         {c.rhost_deny, c.fail_interval, c.unlock_time}});
-    if (peer_.uid != 0)
-        keys.push_back({{TallyKey::Kind::kBucket, "uid:" + std::to_string(peer_.uid)},
+    /* A non-root caller, or a user behind su or sudo, gets the tighter
+     * local limit. */
+    if (caller_uid_ != 0)
+        keys.push_back({{TallyKey::Kind::kBucket, "uid:" + std::to_string(caller_uid_)},
                         {c.local_deny, c.fail_interval, c.unlock_time}});
     /* Unknown users share one tally that never locks. Writing it costs the
      * same disk sync as a known user's count, so the time to the answer
@@ -692,6 +700,7 @@ void Conversation::handle_account(const wire::Frame &) {
     Tally tally{record.failures, record.first_failure, record.locked_until};
     if ((context_.user != "root" || config_->even_deny_root) && lock_end(tally, daemon_.now(), rule)) {
         log::info("Refused account access to locked user '{}'", context_.user);
+        audit({AuditEvent::kAuthFailure, false, AuditReason::kLocked, {}, "account management"}, context_);
         return send_result(PAM_PERM_DENIED, "Account locked.");
     }
     send_result(PAM_SUCCESS);

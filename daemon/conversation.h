@@ -100,6 +100,7 @@ private:
     std::shared_ptr<const Config> config_;
     AuditContext context_;
     std::uint32_t flags_ = 0;
+    uid_t caller_uid_ = 0; /* whose tighter limit applies: see dispatch() */
     int prompts_ = 0;
     bool result_sent_ = false;
 };

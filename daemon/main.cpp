@@ -6,6 +6,7 @@
 #include "daemon/dbus_api.h"
 #include "daemon/log.h"
 #include "daemon/server.h"
+#include "protocol/unique_fd.h"
 #include "protocol/version.h"
 
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <signal.h>
 #include <sodium.h>
 #include <sys/resource.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -156,6 +158,22 @@ int run(const std::string &config_path) {
     std::string error;
     if (!check_memory_limit(config, error)) {
         log::error("Refusing to start: {}", error);
+        return 1;
+    }
+
+    /* One wardend per store: a second one started by mistake must not
+     * take over the socket or write to the same database. */
+    if (::mkdir(config.state_directory.c_str(), 0700) < 0 && errno != EEXIST) {
+        log::error("Refusing to start: failed to create '{}': {}", config.state_directory, std::strerror(errno));
+        return 1;
+    }
+    UniqueFd lock(::open((config.state_directory + "/wardend.lock").c_str(),
+                         O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!lock || ::flock(lock.get(), LOCK_EX | LOCK_NB) < 0) {
+        log::error("Refusing to start: {}",
+                   errno == EWOULDBLOCK ? "another wardend is running on '" + config.state_directory + "'"
+                                        : "failed to lock '" + config.state_directory + "/wardend.lock': " +
+                                                  std::strerror(errno));
         return 1;
     }
 

@@ -22,14 +22,28 @@
 namespace warden {
 namespace {
 
+/* Creates the socket's directory with mode 0755, whatever the umask, so
+ * non-root callers such as screen lockers can reach the socket. An
+ * existing directory is left as it is. */
 bool make_parent_directory(const std::string &path) {
     std::size_t slash = path.rfind('/');
     if (slash == 0 || slash == std::string::npos)
         return true;
     std::string dir = path.substr(0, slash);
-    if (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST)
-        return true;
-    return false;
+    if (::mkdir(dir.c_str(), 0755) == 0)
+        return ::chmod(dir.c_str(), 0755) == 0;
+    return errno == EEXIST;
+}
+
+/* Returns true when something accepts connections on path. */
+bool socket_answers(const std::string &path) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    struct sockaddr_un addr = {};
+    addr.sun_family = AF_UNIX;
+    if (!fd || path.size() >= sizeof addr.sun_path)
+        return false;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    return ::connect(fd.get(), reinterpret_cast<struct sockaddr *>(&addr), sizeof addr) == 0;
 }
 
 /* Answers a connection that will not be served, so the module fails at
@@ -77,11 +91,16 @@ bool Server::open_listener(const Config &config, std::string &ret_error) {
         return false;
     }
     std::memcpy(addr.sun_path, config.socket.c_str(), config.socket.size() + 1);
-    /* A socket file left by a killed daemon would make bind fail. */
+    /* A socket file left by a killed daemon would make bind fail; one that
+     * still answers belongs to a running wardend and is left alone. */
     struct stat st;
     if (::lstat(config.socket.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             ret_error = "'" + config.socket + "' exists and is not a socket";
+            return false;
+        }
+        if (socket_answers(config.socket)) {
+            ret_error = "another wardend is serving '" + config.socket + "'; stop it first";
             return false;
         }
         (void)::unlink(config.socket.c_str());
@@ -92,11 +111,13 @@ bool Server::open_listener(const Config &config, std::string &ret_error) {
     }
     /* Anyone may connect: screen lockers run as the user. The caller rule
      * decides per request from SO_PEERCRED. */
-    if (::chmod(config.socket.c_str(), 0666) < 0 || ::listen(fd.get(), 128) < 0) {
+    if (::chmod(config.socket.c_str(), 0666) < 0 || ::listen(fd.get(), SOMAXCONN) < 0) {
         ret_error = "failed to listen on '" + config.socket + "': " + std::strerror(errno);
         (void)::unlink(config.socket.c_str());
         return false;
     }
+    if (::lstat(config.socket.c_str(), &st) == 0)
+        socket_inode_ = st.st_ino;
     socket_path_ = config.socket;
     listener_ = std::move(fd);
     log::info("Listening on '{}'", config.socket);
@@ -105,7 +126,9 @@ bool Server::open_listener(const Config &config, std::string &ret_error) {
 
 void Server::close_listener() {
     listener_.reset();
-    if (!socket_path_.empty())
+    /* Remove the socket only if it is still the one this process bound. */
+    struct stat st;
+    if (!socket_path_.empty() && ::lstat(socket_path_.c_str(), &st) == 0 && st.st_ino == socket_inode_)
         (void)::unlink(socket_path_.c_str());
 }
 
@@ -121,28 +144,33 @@ void Server::serve(int stop_fd) {
         }
         if (fds[1].revents)
             return;
-        if (fds[0].revents & POLLIN)
-            accept_one();
+        if (fds[0].revents & POLLIN) {
+            /* Drain the backlog, so a burst of connects is not refused by
+             * the kernel while only one is taken per wake-up. */
+            for (int i = 0; i < 64 && accept_one(); i++) {
+            }
+        }
     }
 }
 
-void Server::accept_one() {
+bool Server::accept_one() {
     UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd) {
         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
             log::error("Failed to accept a connection: {}", std::strerror(errno));
         if (errno == EMFILE || errno == ENFILE)
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        return;
+        return false;
     }
     struct ucred peer = {};
     socklen_t size = sizeof peer;
     if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &size) < 0) {
         log::error("Failed to read the credentials of a connection: {}", std::strerror(errno));
-        return;
+        return true;
     }
     daemon_.counters().connections++;
     start_connection(std::move(fd), peer);
+    return true;
 }
 
 void Server::start_connection(UniqueFd fd, const struct ucred &peer) {

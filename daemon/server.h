@@ -35,12 +35,14 @@ public:
     std::size_t active_connections() const;
 
 private:
-    void accept_one();
+    /* Accepts one waiting connection; false when none was waiting. */
+    bool accept_one();
     void start_connection(UniqueFd fd, const struct ucred &peer);
 
     Daemon &daemon_;
     UniqueFd listener_;
     std::string socket_path_; /* set only when we created the socket */
+    ino_t socket_inode_ = 0;
 
     mutable std::mutex mutex_;
     std::condition_variable idle_;

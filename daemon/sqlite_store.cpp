@@ -683,12 +683,15 @@ const char *store_status_string(StoreStatus status) noexcept {
 }
 
 std::unique_ptr<Store> open_sqlite_store(const std::string &directory, std::string &ret_error) {
-    if (::mkdir(directory.c_str(), 0700) < 0 && errno != EEXIST) {
+    /* A new directory is made private; an existing one keeps its mode,
+     * which the config check has already vetted. */
+    if (::mkdir(directory.c_str(), 0700) == 0) {
+        if (::chmod(directory.c_str(), 0700) < 0) {
+            ret_error = "failed to set mode 0700 on '" + directory + "': " + std::strerror(errno);
+            return nullptr;
+        }
+    } else if (errno != EEXIST) {
         ret_error = "failed to create state directory '" + directory + "': " + std::strerror(errno);
-        return nullptr;
-    }
-    if (::chmod(directory.c_str(), 0700) < 0) {
-        ret_error = "failed to set mode 0700 on '" + directory + "': " + std::strerror(errno);
         return nullptr;
     }
 
@@ -734,7 +737,10 @@ std::unique_ptr<Store> open_sqlite_store(const std::string &directory, std::stri
             Statement guard(check);
             if (sqlite3_step(check) != SQLITE_ROW ||
                 std::strcmp(reinterpret_cast<const char *>(sqlite3_column_text(check, 0)), "ok") != 0) {
-                ret_error = "store '" + path + "' failed its integrity check: " + sqlite3_errmsg(db.get());
+                const unsigned char *text = sqlite3_column_text(check, 0);
+                ret_error = "store '" + path + "' failed its integrity check: " +
+                            (text ? reinterpret_cast<const char *>(text) : sqlite3_errmsg(db.get())) +
+                            "; restore it from a backup";
                 return nullptr;
             }
         } else {

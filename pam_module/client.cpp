@@ -5,10 +5,12 @@
 #include "protocol/unique_fd.h"
 
 #include <poll.h>
+#include <time.h>
 #include <security/pam_ext.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -39,25 +41,44 @@ UniqueFd connect_daemon(pam_handle_t *pamh, const char *path, int timeout_ms) {
         return UniqueFd();
     }
     std::memcpy(addr.sun_path, path, length + 1);
-    if (::connect(fd.get(), reinterpret_cast<struct sockaddr *>(&addr), sizeof addr) == 0)
-        return fd;
-    if (errno != EAGAIN && errno != EINPROGRESS) {
-        pam_syslog(pamh, LOG_ERR, "Failed to connect to wardend at '%s': %m", path);
-        return UniqueFd();
+    /* A UNIX socket whose backlog is full answers EAGAIN and never
+     * completes the connect later, so try again until the timeout. */
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (::connect(fd.get(), reinterpret_cast<struct sockaddr *>(&addr), sizeof addr) == 0)
+            return fd;
+        if (errno != EAGAIN && errno != EINTR) {
+            pam_syslog(pamh, LOG_ERR, "Failed to connect to wardend at '%s': %m", path);
+            return UniqueFd();
+        }
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long waited = (now.tv_sec - start.tv_sec) * 1000LL + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (waited >= timeout_ms) {
+            pam_syslog(pamh, LOG_ERR, "Failed to connect to wardend at '%s': timed out with its queue full", path);
+            return UniqueFd();
+        }
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, nullptr);
     }
-    struct pollfd p = {fd.get(), POLLOUT, 0};
-    int r;
-    do {
-        r = ::poll(&p, 1, timeout_ms);
-    } while (r < 0 && errno == EINTR);
-    int error = 0;
-    socklen_t size = sizeof error;
-    if (r <= 0 || ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error, &size) < 0 || error != 0) {
-        pam_syslog(pamh, LOG_ERR, "Failed to connect to wardend at '%s': %s", path,
-                   r == 0 ? "timed out" : std::strerror(error ? error : errno));
-        return UniqueFd();
+}
+
+/* Checks that the daemon end of the socket belongs to root, or to the
+ * user this process runs as: anything else listening on the path could
+ * answer "success" for any user. */
+bool daemon_is_trusted(pam_handle_t *pamh, int fd, const char *path) {
+    struct ucred peer = {};
+    socklen_t size = sizeof peer;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) < 0) {
+        pam_syslog(pamh, LOG_ERR, "Failed to read the credentials of '%s': %m", path);
+        return false;
     }
-    return fd;
+    if (peer.uid == 0 || peer.uid == geteuid())
+        return true;
+    pam_syslog(pamh, LOG_CRIT, "The process behind '%s' runs as uid %u, not root; refusing to trust it", path,
+               static_cast<unsigned>(peer.uid));
+    return false;
 }
 
 /* Shows one message through the application's conversation function and
@@ -167,6 +188,9 @@ int run_request(pam_handle_t *pamh, const Args &args, const Request &request, bo
     add_item(pamh, builder, PAM_RHOST, wire::FieldTag::kRhost, kMaxRhostSize);
     add_item(pamh, builder, PAM_RUSER, wire::FieldTag::kRuser, kMaxWireUserSize);
     add_item(pamh, builder, PAM_TTY, wire::FieldTag::kTty, kMaxTtySize);
+    /* A set-uid program such as su or sudo reaches the daemon as root; its
+     * real uid says which user is guessing, for that user's rate limit. */
+    builder.add_u32(wire::FieldTag::kCallerUid, static_cast<std::uint32_t>(getuid()));
     /* An oversized password is cut to one byte past the limit, which the
      * daemon counts as a failed attempt, never as a shorter password. */
     if (request.authtok)
@@ -182,7 +206,7 @@ int run_request(pam_handle_t *pamh, const Args &args, const Request &request, bo
     }
 
     UniqueFd fd = connect_daemon(pamh, args.socket, timeout_ms);
-    if (!fd)
+    if (!fd || !daemon_is_trusted(pamh, fd.get(), args.socket))
         return PAM_AUTHINFO_UNAVAIL;
     transport::Status status = transport::send_frame(fd.get(), frame, timeout_ms);
     if (status != transport::Status::kOk) {

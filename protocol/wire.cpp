@@ -32,6 +32,7 @@ constexpr FieldRule kFieldRules[kFieldCount] = {
     {Kind::kSecret, kMaxWireSecretSize, true},  /* answer */
     {Kind::kU32, 4, false},                     /* status */
     {Kind::kString, kMaxPromptTextSize, true},  /* message */
+    {Kind::kU32, 4, false},                     /* caller uid */
 };
 
 constexpr std::uint32_t bit(FieldTag tag) { return 1u << static_cast<int>(tag); }
@@ -43,7 +44,7 @@ struct TypeRule {
 };
 
 constexpr std::uint32_t kContext =
-        bit(FieldTag::kRhost) | bit(FieldTag::kRuser) | bit(FieldTag::kTty);
+        bit(FieldTag::kRhost) | bit(FieldTag::kRuser) | bit(FieldTag::kTty) | bit(FieldTag::kCallerUid);
 
 constexpr TypeRule kTypeRules[] = {
     {FrameType::kAuthenticate, bit(FieldTag::kService) | bit(FieldTag::kUser) | bit(FieldTag::kFlags),

@@ -55,8 +55,9 @@ enum class FieldTag : std::uint8_t {
     kAnswer = 11,     /* conversation reply */
     kStatus = 12,     /* u32, a PAM return code */
     kMessage = 13,    /* user-facing text sent with a result */
+    kCallerUid = 14,  /* u32, the real uid of the program that called PAM (su, sudo) */
 };
-inline constexpr int kFieldCount = 14; /* tags are 1..kFieldCount-1 */
+inline constexpr int kFieldCount = 15; /* tags are 1..kFieldCount-1 */
 
 /* Bits of kFlags in requests. */
 enum RequestFlag : std::uint32_t {

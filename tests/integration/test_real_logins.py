@@ -2,7 +2,7 @@
 login, su, sudo, passwd, and a screen locker's own pam_authenticate.
 
 Each test builds a private mount, network and PID namespace (see
-real/sandbox.py) in which throw-away users exist, /etc/pam.d holds the
+real/sandbox.py) in which throw-away users exist, /etc/pam.d contains the
 stacks under test, and sshd listens on 127.0.0.1 only. wardend runs in the
 same mount namespace, so it can resolve those users' uids, with the test
 clock, so each login types a fresh TOTP code. Clients drive the programs as
@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import unittest
 
 from warden_env import (Env, EnvTestCase, IS_ROOT, MODULE, PAM_AUTH_ERR, PAM_DRIVER, PAM_PERM_DENIED, PAM_SUCCESS,
@@ -429,6 +428,7 @@ class ConsoleLoginTest(RealLoginTestCase):
         # login -f: root vouches for the user, so only account and session run.
         term = self.sandbox.terminal(["login", "-f", "alice"])
         self.assertEqual(term.finish(), 1, term.transcript)
+        self.assertIn("Account locked.", term.transcript)
         self.assertIn("Permission denied", term.transcript)
         self.assertNotIn("Password: ", term.transcript)
         self.assertIn("Refused account access to locked user 'alice'", self.env.log())
@@ -479,6 +479,7 @@ class SuTest(RealLoginTestCase):
             self.assertCode(self.env.pam("alice", ["wrong passphrase %d" % i, self.fresh_code()]), PAM_AUTH_ERR)
         term = self.sandbox.terminal(["su", "alice", "-c", "id"])
         self.assertEqual(term.finish(), 1, term.transcript)
+        self.assertIn("Account locked.", term.transcript)
         self.assertIn("su: Permission denied", term.transcript)
         self.assertNotIn("Password: ", term.transcript, "pam_rootok let root skip authentication")
         self.assertIn("Refused account access to locked user 'alice'", self.env.log())

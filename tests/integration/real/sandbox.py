@@ -2,9 +2,9 @@
 programs (sshd, login, su, sudo, passwd) run against a test wardend.
 
 Inside the namespace, copies of /etc/passwd, /etc/shadow, /etc/group,
-/etc/gshadow and /etc/sudoers, and a directory of PAM
-service files, are bind-mounted over the host's. Throw-away users
-therefore exist only there. /run and /var/log are fresh tmpfs mounts, so
+/etc/gshadow and /etc/sudoers, and a directory of PAM service files, are
+bind-mounted over the host's. Throw-away users therefore exist only
+there. /run and /var/log are fresh tmpfs mounts, so
 sshd's privilege separation directory, sudo's timestamps and login's
 utmp and wtmp records never reach the host. /run/systemd is carried over,
 so audit entries still reach the journal that the test suite reads. The
@@ -18,12 +18,12 @@ with nsenter, but stay in the caller's PID namespace, so wardend's journal
 entries carry PIDs that the test suite can match.
 """
 
+import grp
+import json
 import os
 import pwd
-import grp
 import re
 import select
-import shutil
 import subprocess
 import time
 
@@ -162,21 +162,22 @@ class PtySession:
         try:
             code = self.proc.wait(max(0.1, self.deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.kill()
             raise AssertionError("the program did not exit in time; the terminal shows:\n" + self.transcript)
-        finally:
-            os.close(self.master)
+        self._close_master()
         return code
 
     def kill(self):
+        """Kills the program if it still runs and closes the terminal."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        try:
+        self._close_master()
+
+    def _close_master(self):
+        if self.master is not None:
             os.close(self.master)
-        except OSError:
-            pass
+            self.master = None
 
 
 class LoginSandbox:
@@ -197,6 +198,9 @@ class LoginSandbox:
         self.users = {}
         self.sshd = {}
         self.holder = None
+        # Terminal sessions run outside the sandbox's PID namespace, so
+        # close() kills any that a failed test left waiting for input.
+        self.sessions = []
         self.sudoers = "Defaults !syslog\n"
         self._ids = iter(free_ids(16))
         # PAM uses "other" for a service without a file of its own, so
@@ -303,10 +307,11 @@ class LoginSandbox:
             "ip link set lo up",
             # Keep the journal's sockets: move /run/systemd aside, cover
             # /run with a tmpfs, and move it back.
-            'mount --rbind /run/systemd "$1/keep-run-systemd"',
+            "[ -d /run/systemd ] && keep=1 || keep=0",
+            '[ $keep = 0 ] || mount --rbind /run/systemd "$1/keep-run-systemd"',
             "mount -t tmpfs -o mode=755 tmpfs /run",
             "mkdir -m 755 /run/sshd /run/systemd",
-            'mount --move "$1/keep-run-systemd" /run/systemd',
+            '[ $keep = 0 ] || mount --move "$1/keep-run-systemd" /run/systemd',
             "mount -t tmpfs -o mode=755 tmpfs /var/log",
         ]
         for name in binds:
@@ -353,6 +358,9 @@ class LoginSandbox:
         """Stops the namespace. unshare ignores SIGTERM while it waits for
         its child, so it gets SIGKILL; --kill-child then kills the first
         process, and with it every process in the PID namespace."""
+        for session in self.sessions:
+            session.kill()
+        self.sessions = []
         if self.holder is None:
             return
         if self.holder.poll() is None:
@@ -382,12 +390,13 @@ class LoginSandbox:
 
     def terminal(self, args, as_user=None, timeout=30, env=None):
         """Starts args on a pseudo-terminal inside the namespace."""
-        return PtySession(self.enter(args, as_user), dict(PROGRAM_ENV, **(env or {})), timeout)
+        session = PtySession(self.enter(args, as_user), dict(PROGRAM_ENV, **(env or {})), timeout)
+        self.sessions.append(session)
+        return session
 
     def ssh(self, sshd, user, method, answers=(), timeout=30):
         """Logs in to an sshd instance with the paramiko client and runs
         `id`. Returns the client's report (see ssh_client.py)."""
-        import json
         args = [SYSTEM_PYTHON, SSH_CLIENT, "--port", str(self.sshd[sshd]["port"]), "--user", user,
                 "--method", method, "--known-hosts", self.known_hosts, "--key", self.client_key]
         start = time.monotonic()
