@@ -86,7 +86,8 @@ install: all
 	install -m 0755 $(BUILD)/wardenctl $(DESTDIR)$(PREFIX)/bin/wardenctl
 	install -m 0644 $(BUILD)/pam_warden.so $(DESTDIR)/lib/x86_64-linux-gnu/security/pam_warden.so
 	install -d $(DESTDIR)/etc/warden $(DESTDIR)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/dbus-1/system.d
-	install -m 0600 conf/wardend.conf $(DESTDIR)/etc/warden/wardend.conf
+	# An existing configuration is the admin's: never overwrite it.
+	test -e $(DESTDIR)/etc/warden/wardend.conf || install -m 0600 conf/wardend.conf $(DESTDIR)/etc/warden/wardend.conf
 	install -m 0644 systemd/wardend.service systemd/wardend.socket $(DESTDIR)/lib/systemd/system/
 	install -m 0644 systemd/net.warden.Admin1.conf $(DESTDIR)$(PREFIX)/share/dbus-1/system.d/
 	install -d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d

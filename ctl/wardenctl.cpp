@@ -296,6 +296,13 @@ void command_unlock(const Invocation &invocation) {
     print_done(invocation, name, "Unlocked user " + quoted(name) + " and cleared the failure count.");
 }
 
+void command_unlock_host(const Invocation &invocation) {
+    const std::string &host = invocation.arguments.at(0);
+    AdminClient client;
+    client.call("unthrottle remote host " + quoted(host), "UnlockHost", "s", host.c_str());
+    print_done(invocation, host, "Cleared the failure count of remote host " + quoted(host) + ".");
+}
+
 void command_user_list(const Invocation &invocation) {
     AdminClient client;
     MessagePtr reply = client.call("list users", "ListUsers", nullptr);
@@ -374,6 +381,8 @@ constexpr Command kCommands[] = {
     {{"recovery", "generate"}, "NAME", 1, 0, command_recovery_generate,
      "Replace NAME's recovery codes with ten new ones"},
     {{"unlock", nullptr}, "NAME", 1, 0, command_unlock, "Lift NAME's lock and clear the failure count"},
+    {{"unlock-host", nullptr}, "HOST", 1, 0, command_unlock_host,
+     "Clear the failure count and throttle of a remote host"},
     {{"status", nullptr}, "", 0, 0, command_status, "Show the version, mode, workers, queue and counters"},
 };
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -206,8 +207,11 @@ void handle_mfa_key(ParseState &state, const char *key, const std::string &value
     } else if (!std::strcmp(key, "totp_window")) {
         set_unsigned(state, s, key, value, 0, 10, c.totp_window);
     } else if (!std::strcmp(key, "totp_issuer")) {
-        if (value.empty() || value.size() > 64 || value.find(':') != std::string::npos)
-            add_problem(state, s, key, "invalid value " + quoted(value) + ", expected 1 to 64 bytes without ':'");
+        bool printable = std::all_of(value.begin(), value.end(),
+                                     [](char ch) { return static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7f; });
+        if (value.empty() || value.size() > 64 || value.find(':') != std::string::npos || !printable)
+            add_problem(state, s, key,
+                        "invalid value " + quoted(value) + ", expected 1 to 64 printable bytes without ':'");
         else
             c.totp_issuer = value;
     } else {
@@ -409,7 +413,12 @@ void parse_config_text(const std::string &path, const std::string &text, Config 
 void check_config_files(const Config &c, std::vector<std::string> &problems) {
     struct stat st;
 
-    if (::stat(c.key_file.c_str(), &st) < 0) {
+    /* lstat: wardend opens the key without following links, so a link is
+     * refused here too rather than at start. */
+    if (::lstat(c.key_file.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+        problems.push_back(c.path + ": [daemon] key_file: '" + c.key_file +
+                           "' is a symbolic link; point key_file at the file itself");
+    } else if (::stat(c.key_file.c_str(), &st) < 0) {
         problems.push_back(c.path + ": [daemon] key_file: cannot open '" + c.key_file +
                            "': " + std::strerror(errno) + "; create it with 'wardend --generate-key " +
                            c.key_file + "'");

@@ -349,7 +349,7 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
     /* Always run one Argon2 verification, against a dummy hash when the
      * user is unknown or locked, so the time taken does not tell them
      * apart, and a locked user's password is never tested. */
-    const std::string &phc = known && !attempt.blocked ? record.password_hash : daemon_.dummy_hash();
+    const std::string phc = known && !attempt.blocked ? record.password_hash : daemon_.dummy_hash();
     VerifyResult verdict = VerifyResult::kMismatch;
     if (want_password) {
         std::string_view candidate = oversized ? std::string_view() : password.view();
@@ -761,7 +761,7 @@ void Conversation::handle_change_password(const wire::Frame &request) {
                        daemon_.store().last_error());
             return fail_unavailable("store read failed");
         }
-        const std::string &phc = attempt.blocked ? daemon_.dummy_hash() : fresh.password_hash;
+        const std::string phc = attempt.blocked ? daemon_.dummy_hash() : fresh.password_hash;
         VerifyResult verdict = VerifyResult::kMismatch;
         std::string_view candidate = old_password.size() > kMaxSecretSize ? std::string_view() : old_password.view();
         if (!verify_on_pool(phc, candidate, verdict))

@@ -42,6 +42,16 @@ void Daemon::set_config(std::shared_ptr<const Config> config) {
     config_ = std::move(config);
 }
 
+std::string Daemon::dummy_hash() const {
+    std::lock_guard lock(config_mutex_);
+    return dummy_hash_;
+}
+
+void Daemon::set_dummy_hash(std::string hash) {
+    std::lock_guard lock(config_mutex_);
+    dummy_hash_ = std::move(hash);
+}
+
 Argon2Policy Daemon::argon2_policy() const {
     auto c = config();
     return {c->argon2_memory_kib, c->argon2_iterations};

@@ -66,7 +66,9 @@ public:
     Counters &counters() noexcept { return counters_; }
     RecentFailures &recent_failures() noexcept { return recent_failures_; }
     AttemptGate &gate() noexcept { return gate_; }
-    const std::string &dummy_hash() const noexcept { return dummy_hash_; }
+    /* The hash unknown and locked users are checked against. */
+    std::string dummy_hash() const;
+    void set_dummy_hash(std::string hash);
     const HostKey &key() const noexcept { return key_; }
     Argon2Policy argon2_policy() const;
 

@@ -4,16 +4,21 @@
 #include "daemon/log.h"
 #include "daemon/password_hash.h"
 #include "daemon/totp.h"
+#include "protocol/limits.h"
 #include "protocol/recovery_code.h"
 #include "protocol/user_name.h"
 #include "protocol/version.h"
 
 #include <poll.h>
+#include <pwd.h>
 #include <sys/eventfd.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <optional>
+#include <vector>
 #include <cstring>
 #include <functional>
 
@@ -36,6 +41,17 @@ struct MessageDeleter {
 };
 
 Daemon &daemon_of(void *userdata) { return *static_cast<Daemon *>(userdata); }
+
+/* Looks up the uid of a user name in the passwd database. */
+std::optional<uid_t> uid_of(const char *name) {
+    long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+    std::vector<char> buffer(size > 0 ? static_cast<std::size_t>(size) : 16384);
+    struct passwd pw;
+    struct passwd *result = nullptr;
+    if (getpwnam_r(name, &pw, buffer.data(), buffer.size(), &result) != 0 || !result)
+        return std::nullopt;
+    return result->pw_uid;
+}
 
 /* The caller's uid and pid, for authorisation and audit. */
 struct Caller {
@@ -396,6 +412,10 @@ int method_set_recovery_codes(sd_bus_message *m, void *userdata, sd_bus_error *e
             return r;
         if (int rr = sd_bus_message_exit_container(m); rr < 0)
             return rr;
+        std::vector<std::string> sorted = hashes;
+        std::sort(sorted.begin(), sorted.end());
+        if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+            return sd_bus_error_setf(error, kErrorInvalidArgument, "Two recovery codes are the same, refusing.");
         if (hashes.size() != kRecoveryCodeCount)
             return sd_bus_error_setf(error, kErrorInvalidArgument, "Expected %zu recovery codes, got %zu, refusing.",
                                      kRecoveryCodeCount, hashes.size());
@@ -423,8 +443,39 @@ int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         StoreStatus st = daemon.store().clear_tally({TallyKey::Kind::kUser, name});
         if (st != StoreStatus::kOk)
             return store_error(daemon, st, name, "unlock", error);
+        /* The user's own programs (a screen locker, su, sudo) have their
+         * uid's tally; an unlocked user must be able to use them too. */
+        if (std::optional<uid_t> uid = uid_of(name)) {
+            st = daemon.store().clear_tally({TallyKey::Kind::kBucket, "uid:" + std::to_string(*uid)});
+            if (st != StoreStatus::kOk)
+                return store_error(daemon, st, name, "unlock", error);
+        }
         log::info("Unlocked user '{}' and cleared the failure count (by uid {})", name, caller.uid);
         audit({AuditEvent::kUnlock, true}, admin_context(name, caller));
+        return sd_bus_reply_method_return(m, "");
+    });
+}
+
+int method_unlock_host(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+    return guarded(error, [&] {
+        Daemon &daemon = daemon_of(userdata);
+        Caller caller;
+        if (int r = authorize(m, daemon, caller, error); r < 0)
+            return r;
+        const char *rhost = nullptr;
+        if (int r = sd_bus_message_read(m, "s", &rhost); r < 0)
+            return r;
+        std::string_view host(rhost);
+        if (host.empty() || host.size() > kMaxRhostSize)
+            return sd_bus_error_setf(error, kErrorInvalidArgument, "Invalid remote host, refusing.");
+        StoreStatus st = daemon.store().clear_tally({TallyKey::Kind::kBucket, "rhost:" + std::string(host)});
+        if (st != StoreStatus::kOk)
+            return store_error(daemon, st, "-", "unthrottle a host for", error);
+        log::info("Cleared the failure count of remote host '{}' (by uid {})", escape_for_log(host, 128),
+                  caller.uid);
+        AuditContext context = admin_context({}, caller);
+        context.rhost = std::string(host);
+        audit({AuditEvent::kUnlock, true, AuditReason::kNone, {}, "remote host"}, context);
         return sd_bus_reply_method_return(m, "");
     });
 }
@@ -623,6 +674,7 @@ const sd_bus_vtable kVtable[] = {
     SD_BUS_METHOD("RemoveUser", "s", "", method_remove_user, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("ListUsers", "", "as", method_list_users, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("Unlock", "s", "", method_unlock, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("UnlockHost", "s", "", method_unlock_host, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("GetTotpPolicy", "", "uus", method_get_totp_policy, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("EnrollTotp", "saysb", "", method_enroll_totp, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("ConfirmTotp", "ss", "", method_confirm_totp, SD_BUS_VTABLE_UNPRIVILEGED),

@@ -121,6 +121,14 @@ void reload(Daemon &daemon, const std::string &path) {
     fresh.mode = old->mode;
     log::set_level(fresh.log_level);
     audit_set_limits({fresh.audit_burst, fresh.audit_interval});
+    /* Unknown users must keep costing what known ones cost. */
+    if (fresh.argon2_memory_kib != old->argon2_memory_kib || fresh.argon2_iterations != old->argon2_iterations) {
+        std::string dummy;
+        if (make_dummy_hash({fresh.argon2_memory_kib, fresh.argon2_iterations}, dummy))
+            daemon.set_dummy_hash(std::move(dummy));
+        else
+            log::error("Failed to compute a dummy hash at the new Argon2 cost; keeping the old one");
+    }
     daemon.set_config(std::make_shared<const Config>(std::move(fresh)));
     log::info("Reloaded configuration from '{}'", path);
     audit({AuditEvent::kDaemonReload, true}, {});

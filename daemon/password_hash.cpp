@@ -37,7 +37,9 @@ bool is_base64_unpadded(std::string_view s) {
 } // namespace
 
 bool parse_argon2id(std::string_view phc, Argon2Params &ret_params) noexcept {
-    if (phc.substr(0, kPrefix.size()) != kPrefix)
+    /* libsodium's own strings fit crypto_pwhash_argon2id_STRBYTES with
+     * their terminator; anything longer is not one of them. */
+    if (phc.size() >= crypto_pwhash_argon2id_STRBYTES || phc.substr(0, kPrefix.size()) != kPrefix)
         return false;
     std::string_view rest = phc.substr(kPrefix.size());
     std::uint64_t m = 0, t = 0, p = 0;

@@ -246,11 +246,13 @@ int run_request(pam_handle_t *pamh, const Args &args, const Request &request, bo
                 if (converse(pamh, PAM_ERROR_MSG, text, &ignored) == PAM_SUCCESS && ignored)
                     std::free(ignored);
             }
-            if (result == PAM_SUCCESS && set_authtok && password.value) {
-                const void *existing = nullptr;
-                if (pam_get_item(pamh, PAM_AUTHTOK, &existing) != PAM_SUCCESS || !existing)
-                    (void)pam_set_item(pamh, PAM_AUTHTOK, password.value);
-            }
+            /* The password typed at the daemon's prompt becomes PAM_AUTHTOK:
+             * after a success for modules that reuse it, and for a user
+             * Warden does not know so that pam_unix try_first_pass can
+             * check it without asking again. It replaces a stacked token,
+             * which the daemon's prompt shows was not the one that counted. */
+            if ((result == PAM_SUCCESS || result == PAM_USER_UNKNOWN) && set_authtok && password.value)
+                (void)pam_set_item(pamh, PAM_AUTHTOK, password.value);
             return result;
         }
         if (reply.type != wire::FrameType::kPrompt) {

@@ -20,8 +20,8 @@ struct Request {
  * RESULT, or PAM_AUTHINFO_UNAVAIL when the daemon is missing, silent past
  * the timeout, or sends anything malformed, and PAM_CONV_ERR when the
  * application's conversation fails. When set_authtok is true and the
- * result is PAM_SUCCESS, the answer to the password prompt becomes
- * PAM_AUTHTOK, unless the stack already holds one. */
+ * result is PAM_SUCCESS or PAM_USER_UNKNOWN, the answer to the password
+ * prompt, if one was shown, becomes PAM_AUTHTOK. */
 int run_request(pam_handle_t *pamh, const Args &args, const Request &request, bool set_authtok);
 
 } // namespace warden::module

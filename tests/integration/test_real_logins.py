@@ -233,14 +233,14 @@ class SshdTwoPromptTest(RealLoginTestCase):
         self.assertEqual(self.sandbox.sshd_log("kbdint").count("Failed keyboard-interactive/pam for alice"), 3)
 
     def test_unenrolled_user_falls_through_to_pam_unix(self):
-        r = self.login("bob", [P_BOB, "", P_BOB])
+        # pam_warden hands the password typed at its prompt on as
+        # PAM_AUTHTOK, which pam_unix checks without asking again.
+        r = self.login("bob", [P_BOB, ""])
         self.assertEqual(r["result"], "success", r)
-        self.assertEqual(r["prompts"][:2], ["Password: ", "Verification code: "], "Warden's prompts come first")
-        self.assertEqual(len(r["prompts"]), 3)
-        self.assertTrue(r["prompts"][2].endswith("Password: "), "then pam_unix asks: %r" % r["prompts"][2])
+        self.assertEqual(r["prompts"], ["Password: ", "Verification code: "], "Warden's prompts only")
         self.assertIn(self.uid_text("bob"), r["id"])
         self.assertUnknownUserAudited("bob")
-        rejected = self.login("bob", [P_BOB, "", "not bob's passphrase"])
+        rejected = self.login("bob", ["not bob's passphrase", "", "not bob's passphrase"])
         self.assertEqual(rejected["result"], "rejected", rejected)
 
     def test_enrolled_user_never_reaches_pam_unix(self):
@@ -265,7 +265,7 @@ class SshdTwoPromptTest(RealLoginTestCase):
             self.env.daemon.send_signal(signal.SIGCONT)
         self.assertEqual(r["result"], "rejected", r)
         self.assertGreater(r["elapsed"], MODULE_TIMEOUT - 0.5, "the module waited for the daemon")
-        self.assertLess(r["elapsed"], MODULE_TIMEOUT + 3, "and gave up after its timeout")
+        self.assertLess(r["elapsed"], MODULE_TIMEOUT + 5, "and gave up after its timeout")
         self.assertEqual(r["prompts"], [])
 
     @requires_journal
