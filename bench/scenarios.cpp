@@ -156,6 +156,7 @@ JsonObject run_verify_rate(const Options &options) {
 
     std::vector<std::uint64_t> counts(static_cast<std::size_t>(threads), 0);
     std::vector<double> last_end(static_cast<std::size_t>(threads), 0);
+    std::vector<std::vector<double>> durations(static_cast<std::size_t>(threads));
     std::atomic<std::uint64_t> mismatches{0};
     Clock::time_point start = Clock::now();
     Clock::time_point deadline = start + std::chrono::duration_cast<Clock::duration>(
@@ -166,10 +167,13 @@ JsonObject run_verify_rate(const Options &options) {
             std::unique_ptr<HashCheck> check = make_hash_check("argon2id", stored, password);
             auto index = static_cast<std::size_t>(t);
             while (Clock::now() < deadline) {
+                Clock::time_point check_start = Clock::now();
                 if (!check->verify())
                     mismatches++;
+                Clock::time_point check_end = Clock::now();
                 counts[index]++;
-                last_end[index] = seconds_between(start, Clock::now());
+                durations[index].push_back(seconds_between(check_start, check_end));
+                last_end[index] = seconds_between(start, check_end);
             }
         });
     }
@@ -180,13 +184,19 @@ JsonObject run_verify_rate(const Options &options) {
      * by the deadline does not lower the figure. */
     double rate = 0;
     std::uint64_t total = 0;
+    std::vector<double> all_durations;
     for (std::size_t i = 0; i < counts.size(); i++) {
         total += counts[i];
         if (last_end[i] > 0)
             rate += static_cast<double>(counts[i]) / last_end[i];
+        all_durations.insert(all_durations.end(), durations[i].begin(), durations[i].end());
     }
     JsonObject result;
-    result.add("threads", threads).add("checks", total).add("rate", rate).add("mismatches", mismatches.load());
+    result.add("threads", threads)
+            .add("checks", total)
+            .add("rate", rate)
+            .add("check", summarize(all_durations))
+            .add("mismatches", mismatches.load());
     return result;
 }
 

@@ -317,7 +317,10 @@ int method_confirm_totp(sd_bus_message *m, void *userdata, sd_bus_error *error) 
             return r;
         TotpRecord record;
         StoreStatus st = daemon.store().get_totp(name, record);
-        if (st == StoreStatus::kNotFound || (st == StoreStatus::kOk && record.state != TotpState::kPending))
+        if (st == StoreStatus::kOk && record.state == TotpState::kActive)
+            return sd_bus_error_setf(error, kErrorNoPendingFactor,
+                                     "The TOTP factor of user '%s' is already active; nothing to confirm.", name);
+        if (st == StoreStatus::kNotFound)
             return sd_bus_error_setf(error, kErrorNoPendingFactor,
                                      "User '%s' has no pending TOTP factor; run 'wardenctl totp enroll %s' first.",
                                      name, name);
@@ -334,6 +337,11 @@ int method_confirm_totp(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         auto c = daemon.config();
         TotpParams params{record.digits, record.period, c->totp_window,
                           parse_totp_algorithm(record.algorithm).value_or(TotpAlgorithm::kSha1)};
+        if (std::strlen(code) != record.digits) {
+            audit({AuditEvent::kConfirm, false, AuditReason::kCode, "totp"}, admin_context(name, caller));
+            return sd_bus_error_setf(error, kErrorInvalidCode, "Expected a code of %u digits, got %zu characters.",
+                                     record.digits, std::strlen(code));
+        }
         TotpMatch match = totp_verify(secret.view(), code, daemon.now(), params);
         if (!match.matched) {
             audit({AuditEvent::kConfirm, false, AuditReason::kCode, "totp"}, admin_context(name, caller));
@@ -703,7 +711,10 @@ bool AdminBus::start(std::string &ret_error) {
     int r = sd_bus_open_system(&bus);
     state->bus.reset(bus);
     if (r < 0) {
-        ret_error = std::string("failed to connect to the system bus: ") + std::strerror(-r);
+        const char *address = secure_getenv("DBUS_SYSTEM_BUS_ADDRESS");
+        ret_error = std::string("failed to connect to the system bus at '") +
+                    (address ? address : "unix:path=/run/dbus/system_bus_socket") + "': " + std::strerror(-r) +
+                    "; start dbus, or set [daemon] dbus = off to run without the admin API";
         return false;
     }
     sd_bus_slot *slot = nullptr;
