@@ -352,6 +352,16 @@ class Wardend:
         return int(self.status()["workers"])
 
 
+def set_process_affinity(pid, cpus):
+    """Moves every thread of pid onto cpus. Threads it starts later
+    inherit the affinity of the thread that starts them."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except ProcessLookupError:
+            pass  # the thread ended meanwhile
+
+
 def counter_deltas(before, after):
     """Differences of wardend's GetStatus counters over a scenario."""
     keys = ("connections", "connections_refused", "queue_rejected", "unavailable", "auth_success", "auth_failure")
@@ -408,6 +418,7 @@ class Bench:
         self.params = {
             "argon2_memory_kib": ARGON2_MEMORY_KIB,
             "argon2_iterations": ARGON2_ITERATIONS,
+            "pinned_cpu": min(os.sched_getaffinity(0)),
             "latency_samples": 10 if self.quick else 120,
             "latency_warmup": 2 if self.quick else 3,
             "throughput_clients": [2 * cpus, 4 * cpus, 16 * cpus],
@@ -484,11 +495,27 @@ class Bench:
         return options
 
     # 1. latency, password only, and the in-process hash.
+    def pinned_latency(self, options, daemon=None, prefix=()):
+        """Runs the latency scenario with the driver and every wardend
+        thread on one CPU, so that the in-process hash and wardend's hash run
+        on the same CPU. On a virtual machine the speed of each CPU changes
+        by several per cent from minute to minute, more than the overhead
+        being measured. Logins are sequential, so one CPU is enough."""
+        cpu = {self.params["pinned_cpu"]}
+        everywhere = os.sched_getaffinity(0)
+        if daemon:
+            set_process_affinity(daemon.proc.pid, cpu)
+        try:
+            return self.driver.run("latency", options, prefix=["taskset", "--cpu-list", str(min(cpu))] + list(prefix))
+        finally:
+            if daemon:
+                set_process_affinity(daemon.proc.pid, everywhere)
+
     def run_password_latency(self, daemon):
         hash_file = write_secret_file(self.work_dir, "bench.phc", daemon.stored_hash("bench"))
-        self.measured("latency_password", lambda: self.driver.run("latency", self.login_options(
+        self.measured("latency_password", lambda: self.pinned_latency(self.login_options(
             daemon, user="bench", rhost=LEGITIMATE_RHOST, baseline="argon2id", **{"hash-file": hash_file},
-            samples=self.params["latency_samples"], warmup=self.params["latency_warmup"])))
+            samples=self.params["latency_samples"], warmup=self.params["latency_warmup"]), daemon))
         return hash_file
 
     # 1b. latency, password and TOTP with [mfa] mode = required.
@@ -506,10 +533,10 @@ class Bench:
                               capture_output=True, text=True, check=True).stdout.strip()
         daemon.ctl("totp", "confirm", "bench", code)
         hash_file = write_secret_file(self.work_dir, "totp.phc", daemon.stored_hash("bench"))
-        self.measured("latency_totp", lambda: self.driver.run("latency", self.login_options(
+        self.measured("latency_totp", lambda: self.pinned_latency(self.login_options(
             daemon, user="bench", rhost=LEGITIMATE_RHOST, baseline="argon2id", samples=self.params["latency_samples"],
             warmup=self.params["latency_warmup"], **{"hash-file": hash_file, "totp-secret-file": secret_file,
-                                                     "clock-file": clock_file, "clock-start": clock_start})))
+                                                     "clock-file": clock_file, "clock-start": clock_start}), daemon))
         self.stop_daemon(daemon)
 
     # 2. throughput against CPUs / verify time.
@@ -579,9 +606,9 @@ class Bench:
                   "hash-file": reference.hash_file, "rhost": LEGITIMATE_RHOST,
                   "samples": self.params["reference_samples"], "warmup": self.params["latency_warmup"]}
         self.results["reference_hash_prefix"] = reference.hash_prefix()
-        self.measured("reference_password", lambda: self.driver.run("latency", dict(
+        self.measured("reference_password", lambda: self.pinned_latency(dict(
             common, service="ref-unix", user=reference.user(0)), prefix=reference.namespace_prefix()))
-        self.measured("reference_totp", lambda: self.driver.run("latency", dict(
+        self.measured("reference_totp", lambda: self.pinned_latency(dict(
             common, service="ref-unix-oath", **{"user-prefix": reference.user_prefix,
                                                  "totp-secret-file": reference.secret_file}),
             prefix=reference.namespace_prefix()))
