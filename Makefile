@@ -76,6 +76,7 @@ $(BUILD)/wardenctl: $(call obj,$(CTL_SRC) $(PROTOCOL_SRC))
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 include tests/tests.mk
+-include bench/bench.mk
 
 deps:
 	@sh tests/install-deps.sh

@@ -26,7 +26,7 @@ std::unique_ptr<HashCheck> make_hash_check(const std::string &kind, const std::s
  * that contains unix_time, computed with liboath. */
 std::string totp_code(const std::string &secret, std::int64_t unix_time, unsigned digits, unsigned period);
 
-/* Decodes hexadecimal text into bytes; throws std::runtime_error when the
+/* Decodes hexadecimal text into bytes. Throws std::runtime_error when the
  * text is not an even number of hex digits. */
 std::string decode_hex(const std::string &hex);
 

@@ -22,7 +22,7 @@ public:
     Options(int argc, char **argv, int first);
 
     bool has(const std::string &key) const;
-    /* Returns the value of a required option; throws UsageError if missing. */
+    /* Returns the value of a required option. Throws UsageError if it is missing. */
     std::string text(const std::string &key) const;
     std::string text(const std::string &key, const std::string &fallback) const;
     long number(const std::string &key) const;

@@ -70,7 +70,7 @@ void sleep_seconds(double seconds) {
 
 /* One finished login as a concurrent client saw it. */
 struct Attempt {
-    double end_offset; /* seconds from the scenario's start to the answer */
+    double end_offset; /* seconds from the scenario's start to the result */
     double seconds;    /* pam_start_confdir to pam_end */
     int status;
 };
@@ -94,6 +94,7 @@ JsonObject run_latency(const Options &options) {
     auto period = static_cast<unsigned>(options.number("totp-period", 30));
     std::string clock_file = options.text("clock-file", "");
     std::int64_t clock_start = options.number("clock-start", 0);
+    std::int64_t clock_step = options.number("clock-step", 30);
     options.reject_unused();
 
     std::vector<double> hash, auth, total, auth_overhead, total_overhead, first_prompt, after_answers_overhead;
@@ -102,14 +103,16 @@ JsonObject run_latency(const Options &options) {
     for (long i = 0; i < warmup + samples; i++) {
         request.user = user.empty() ? user_prefix + std::to_string(i) : user;
         request.answers = {password};
-        if (with_totp) {
-            /* Each code is accepted once, so every login gets a fresh step:
-             * a later test clock, or a fresh user on the real clock. */
-            std::int64_t now = clock_file.empty() ? std::time(nullptr) : clock_start + period * (i + 1);
-            if (!clock_file.empty())
-                write_test_clock(clock_file, now);
+        /* A later test clock for every login, because each TOTP code is
+         * accepted once, and because SQLite writes nothing for a login
+         * whose last_login second is unchanged, which no real login
+         * pattern would get. Without a clock file, TOTP logins need a
+         * fresh user each. */
+        std::int64_t now = clock_file.empty() ? std::time(nullptr) : clock_start + clock_step * (i + 1);
+        if (!clock_file.empty())
+            write_test_clock(clock_file, now);
+        if (with_totp)
             request.answers.push_back(totp_code(secret, now, digits, period));
-        }
 
         Clock::time_point hash_start = Clock::now();
         bool matched = check->verify();
@@ -257,8 +260,8 @@ JsonObject run_burst(const Options &options) {
     request.answers = {read_text_file(options.text("password-file"))};
     long clients = options.number("clients");
     long daemon_pid = options.number("daemon-pid");
-    /* An "unavailable" answer sooner than this was a refusal at the door
-     * (queue full, connection cap); a later one waited and timed out. */
+    /* An "unavailable" result sooner than this was a refusal at once
+     * (queue full or connection cap). A later one waited and timed out. */
     double refusal_seconds = options.decimal("refusal-seconds", 1.0);
     options.reject_unused();
 

@@ -17,7 +17,7 @@ JsonObject run_latency(const Options &options);
 JsonObject run_verify_rate(const Options &options);
 
 /* Logins from many concurrent clients, each starting its next login as
- * soon as one ends; successes per second in a fixed window. */
+ * soon as one ends. Counts the successes per second in a fixed window. */
 JsonObject run_throughput(const Options &options);
 
 /* Many clients that each start one login at the same moment, with the

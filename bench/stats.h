@@ -29,7 +29,7 @@ struct Summary {
 Summary summarize(std::vector<double> samples);
 
 /* A flat JSON object built key by key. Values are numbers, strings or
- * nested objects; keys are written in insertion order. */
+ * nested objects, and keys are written in insertion order. */
 class JsonObject {
 public:
     JsonObject &add(const std::string &key, double value);

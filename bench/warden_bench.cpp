@@ -5,8 +5,9 @@
  *
  *   warden_bench latency      --confdir DIR --service NAME (--user U | --user-prefix P)
  *                             --password-file F --baseline argon2id|yescrypt --hash-file F
- *                             --samples N [--warmup N] [--rhost H] [--totp-secret-file HEXFILE
- *                             [--clock-file F --clock-start T] [--totp-digits 6] [--totp-period 30]]
+ *                             --samples N [--warmup N] [--rhost H] [--clock-file F --clock-start T
+ *                             [--clock-step 30]] [--totp-secret-file HEXFILE [--totp-digits 6]
+ *                             [--totp-period 30]]
  *   warden_bench verify-rate  --hash-file F --password-file F --threads N [--duration S]
  *   warden_bench throughput   --confdir DIR --service NAME --user U --password-file F
  *                             --clients N [--warmup S] [--duration S] [--rhost H]

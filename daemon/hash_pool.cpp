@@ -5,7 +5,7 @@
 namespace warden {
 
 struct HashPool::Task {
-    enum class State { kQueued, kRunning, kDone, kCancelled };
+    enum class State { kQueued, kRunning, kDone, kCancelled, kEvicted };
     std::function<void()> job;
     std::string key;
     State state = State::kQueued;
@@ -32,8 +32,28 @@ HashPool::Outcome HashPool::run(std::function<void()> job, std::chrono::steady_c
     /* Waiting jobs beyond the bound are refused at once: the client gets
      * "service unavailable" instead of an unbounded wait. */
     if (queued_ >= queue_limit_) {
+        /* The bound is shared, so a flooding source could hold every place.
+         * When the queue is full, the source with the most waiting jobs
+         * gives up its newest one to a source with fewer. */
+        auto largest = std::max_element(queues_.begin(), queues_.end(), [](const auto &a, const auto &b) {
+            return a.second.size() < b.second.size();
+        });
+        auto mine = queues_.find(task->key);
+        std::size_t mine_size = mine == queues_.end() ? 0 : mine->second.size();
+        if (largest == queues_.end() || largest->second.size() <= mine_size + 1) {
+            rejected_++;
+            return Outcome::kQueueFull;
+        }
+        std::shared_ptr<Task> victim = largest->second.back();
+        largest->second.pop_back();
+        queued_--;
+        if (largest->second.empty()) {
+            turns_.erase(std::find(turns_.begin(), turns_.end(), largest->first));
+            queues_.erase(largest);
+        }
+        victim->state = Task::State::kEvicted;
+        victim->finished.notify_all();
         rejected_++;
-        return Outcome::kQueueFull;
     }
     std::deque<std::shared_ptr<Task>> &waiting = queues_[task->key];
     if (waiting.empty())
@@ -51,6 +71,8 @@ HashPool::Outcome HashPool::run(std::function<void()> job, std::chrono::steady_c
             return Outcome::kTimedOut;
         }
     }
+    if (task->state == Task::State::kEvicted)
+        return Outcome::kQueueFull;
     task->finished.wait(lock, [&] { return task->state != Task::State::kRunning; });
     return task->state == Task::State::kDone ? Outcome::kDone : Outcome::kStopping;
 }

@@ -216,6 +216,36 @@ void pool_timeout_in_keyed_queue(void **) {
     assert_string_equal(order[1].c_str(), "c");
 }
 
+void pool_full_queue_makes_room_for_other_key(void **) {
+    /* A flood holding every place gives its newest one to a new source. */
+    HashPool pool(1, 3);
+    Gate gate;
+    std::future<Outcome> blocker = run_keyed(pool, gate.job(), "blocker");
+    bool started = gate.wait_started();
+    std::vector<std::future<Outcome>> flood;
+    for (int i = 0; i < 3; i++) {
+        flood.push_back(run_keyed(pool, [] {}, "rhost:flood"));
+        wait_for_queued(pool, static_cast<std::size_t>(i + 1));
+    }
+    std::atomic<bool> other_ran{false};
+    std::future<Outcome> other = run_keyed(pool, [&] { other_ran = true; }, "rhost:other");
+    Outcome last_flood = collect(flood[2]);
+    gate.open();
+    Outcome first = collect(blocker);
+    Outcome other_outcome = collect(other);
+    Outcome flood0 = collect(flood[0]);
+    Outcome flood1 = collect(flood[1]);
+    pool.stop();
+
+    assert_true(started);
+    assert_outcome(first, Outcome::kDone);
+    assert_outcome(last_flood, Outcome::kQueueFull);
+    assert_outcome(other_outcome, Outcome::kDone);
+    assert_true(other_ran.load());
+    assert_outcome(flood0, Outcome::kDone);
+    assert_outcome(flood1, Outcome::kDone);
+}
+
 void pool_runs_jobs(void **) {
     HashPool pool(2, 4);
     std::atomic<int> count{0};
@@ -401,6 +431,7 @@ int main() {
         cmocka_unit_test(pool_stop_fails_queued_jobs),
         cmocka_unit_test(pool_run_after_stop),
         cmocka_unit_test(pool_serves_keys_in_turn),
+        cmocka_unit_test(pool_full_queue_makes_room_for_other_key),
         cmocka_unit_test(pool_timeout_in_keyed_queue),
     };
     return cmocka_run_group_tests_name("hash_pool", tests, nullptr, nullptr);
