@@ -8,7 +8,8 @@ libpam0g-dev libsodium-dev liboath-dev libsystemd-dev libspdlog-dev libfmt-dev
 libinih-dev libsqlite3-dev libqrencode-dev libpwquality-dev libcmocka-dev
 cracklib-runtime sqlite3 dbus dbus-daemon systemd util-linux oathtool
 pamtester libpam-wrapper jq fail2ban clang-14 libclang-rt-14-dev
-openssh-server openssh-client python3-paramiko sudo login passwd iproute2 openssl"
+openssh-server openssh-client python3-paramiko sudo login passwd iproute2 openssl
+whois libpam-oath libcrypt-dev"
 
 # openssh-server, sudo, login and passwd are the real programs that
 # test_real_logins.py runs inside a private namespace. On a host without
