@@ -329,21 +329,8 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
     TallyKeys keys = tallies(known);
     AttemptResult attempt;
     GatePlace place(daemon_.gate(), keys);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->queue_timeout);
-    switch (daemon_.gate().enter(daemon_.store(), keys, [this] { return daemon_.now(); }, deadline, attempt)) {
-    case AttemptGate::Entry::kEntered:
-        place.hold();
-        break;
-    case AttemptGate::Entry::kBlocked:
-        break;
-    case AttemptGate::Entry::kTimedOut:
-        return fail_unavailable("too many attempts in flight for this user or host");
-    case AttemptGate::Entry::kStoreError:
-        log::error("Failed to read the failure tallies of user '{}': {}", escape_for_log(context_.user, 64),
-                   daemon_.store().last_error());
-        audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError}, context_);
-        return fail_unavailable("store read failed");
-    }
+    if (!pass_gate(keys, attempt, place))
+        return;
     bool counted = false;
 
     /* Always run one Argon2 verification, against a dummy hash when the
@@ -601,6 +588,27 @@ std::vector<std::pair<TallyKey, LockRule>> Conversation::tallies(bool known) con
     return keys;
 }
 
+bool Conversation::pass_gate(const TallyKeys &keys, AttemptResult &attempt, GatePlace &place) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->queue_timeout);
+    switch (daemon_.gate().enter(daemon_.store(), keys, [this] { return daemon_.now(); }, deadline, attempt)) {
+    case AttemptGate::Entry::kEntered:
+        place.hold();
+        return true;
+    case AttemptGate::Entry::kBlocked:
+        return true;
+    case AttemptGate::Entry::kTimedOut:
+        fail_unavailable("too many attempts in flight for this user or host");
+        return false;
+    case AttemptGate::Entry::kStoreError:
+        break;
+    }
+    log::error("Failed to read the failure tallies of user '{}': {}", escape_for_log(context_.user, 64),
+               daemon_.store().last_error());
+    audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError}, context_);
+    fail_unavailable("store read failed");
+    return false;
+}
+
 unsigned Conversation::failure_delay(const AttemptResult &attempt) const {
     std::uint32_t max_failures = 1;
     for (const Tally &tally : attempt.after)
@@ -747,20 +755,8 @@ void Conversation::handle_change_password(const wire::Frame &request) {
         TallyKeys keys = tallies(true);
         AttemptResult attempt;
         GatePlace place(daemon_.gate(), keys);
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->queue_timeout);
-        switch (daemon_.gate().enter(daemon_.store(), keys, [this] { return daemon_.now(); }, deadline, attempt)) {
-        case AttemptGate::Entry::kEntered:
-            place.hold();
-            break;
-        case AttemptGate::Entry::kBlocked:
-            break;
-        case AttemptGate::Entry::kTimedOut:
-            return fail_unavailable("too many attempts in flight for this user");
-        case AttemptGate::Entry::kStoreError:
-            log::error("Failed to read the failure tallies of user '{}': {}", context_.user,
-                       daemon_.store().last_error());
-            return fail_unavailable("store read failed");
-        }
+        if (!pass_gate(keys, attempt, place))
+            return;
         const std::string phc = attempt.blocked ? daemon_.dummy_hash() : fresh.password_hash;
         VerifyResult verdict = VerifyResult::kMismatch;
         std::string_view candidate = old_password.size() > kMaxSecretSize ? std::string_view() : old_password.view();

@@ -53,6 +53,10 @@ private:
     std::vector<std::pair<TallyKey, LockRule>> tallies(bool known) const;
     /* Reads the user and their second factor; false after a store error. */
     bool load_user(UserRecord &ret_record, SecondFactorState &ret_factor, bool &ret_known);
+    /* Waits at the attempt gate. Returns false after answering
+     * PAM_AUTHINFO_UNAVAIL (timeout or store error); true when the
+     * attempt may go ahead or attempt.blocked says it is locked. */
+    bool pass_gate(const TallyKeys &keys, AttemptResult &attempt, GatePlace &place);
     /* The wait before a failure is answered, from the counts after it. */
     unsigned failure_delay(const AttemptResult &attempt) const;
     /* Logs and audits each lock that this attempt's count started. */
