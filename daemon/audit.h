@@ -71,7 +71,7 @@ enum class AuditReason {
 
 const char *audit_reason_string(AuditReason reason) noexcept;
 
-/* Who and where: the request's context and the peer's credentials. */
+/* The request's context and the peer's credentials. */
 struct AuditContext {
     std::string user;
     std::string service;

@@ -357,7 +357,7 @@ void check_combinations(const std::string &path, const Config &c, std::vector<st
                            " is below the minimum of 60 seconds in production mode (0 means until unlocked)");
 }
 
-/* Who may own the files: root, or in development mode the running user. */
+/* Returns whether uid may own the files: root, or in development mode the running user. */
 bool trusted_owner(const Config &c, uid_t uid) {
     return uid == 0 || (c.development() && uid == geteuid());
 }

@@ -665,7 +665,7 @@ bool Conversation::count_failure(const TallyKeys &keys, AttemptResult &attempt, 
         return true;
     }
     if (daemon_.store().add_failures(keys, daemon_.now(), attempt) != StoreStatus::kOk) {
-        log::error("Failed to count a failed login of user '{}': {}; answering unavailable",
+        log::error("Failed to count a failed login of user '{}': {}; responding PAM_AUTHINFO_UNAVAIL",
                    escape_for_log(context_.user, 64), daemon_.store().last_error());
         return false;
     }

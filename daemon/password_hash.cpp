@@ -83,7 +83,7 @@ VerifyResult verify_password(std::string_view phc, std::string_view password,
         params.memory_kib * params.iterations > 2 * policy.memory_kib * policy.iterations)
         return VerifyResult::kTooCostly;
 
-    /* libsodium wants a NUL-terminated string; the copy holds no secret. */
+    /* libsodium needs a NUL-terminated string. The copy contains no secret. */
     std::string stored(phc);
     /* The Argon2id-specific call: the generic crypto_pwhash_str_verify also
      * accepts Argon2i strings. */

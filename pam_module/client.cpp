@@ -188,8 +188,8 @@ int run_request(pam_handle_t *pamh, const Args &args, const Request &request, bo
     add_item(pamh, builder, PAM_RHOST, wire::FieldTag::kRhost, kMaxRhostSize);
     add_item(pamh, builder, PAM_RUSER, wire::FieldTag::kRuser, kMaxWireUserSize);
     add_item(pamh, builder, PAM_TTY, wire::FieldTag::kTty, kMaxTtySize);
-    /* A set-uid program such as su or sudo reaches the daemon as root; its
-     * real uid says which user is guessing, for that user's rate limit. */
+    /* A set-uid program such as su or sudo reaches the daemon as root. Its
+     * real uid identifies the user who is guessing, for that user's rate limit. */
     builder.add_u32(wire::FieldTag::kCallerUid, static_cast<std::uint32_t>(getuid()));
     /* An oversized password is cut to one byte past the limit, which the
      * daemon counts as a failed attempt, never as a shorter password. */

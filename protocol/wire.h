@@ -76,7 +76,7 @@ enum PromptFlag : std::uint32_t {
     kPromptIsPassword = 1u << 0, /* the answer is the password, so the module may set PAM_AUTHTOK */
 };
 
-/* How the module shows a kPrompt. */
+/* Display style of a kPrompt. */
 enum class PromptStyle : std::uint8_t {
     kEchoOff = 1,
     kEchoOn = 2,
@@ -119,7 +119,7 @@ struct Frame {
     std::uint8_t get_u8(FieldTag tag) const noexcept;
 };
 
-/* Decodes one frame. On failure *ret_error says why and the frame is unusable. */
+/* Decodes one frame. On failure ret_error gives the reason and the frame is unusable. */
 bool decode(std::span<const std::byte> data, Frame &ret_frame, DecodeError &ret_error) noexcept;
 
 /* Builds a frame into a caller-provided buffer of kMaxFrameSize bytes.
