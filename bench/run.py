@@ -36,6 +36,7 @@ PAM_CODE_NAMES = {0: "SUCCESS", 6: "PERM_DENIED", 7: "AUTH_ERR", 9: "AUTHINFO_UN
 ARGON2_MEMORY_KIB = 65536
 ARGON2_ITERATIONS = 3
 
+SCENARIOS = ("latency", "throughput", "memory", "flood", "reference")
 LEGITIMATE_RHOST = "192.0.2.10"   # TEST-NET-1: a name only, no traffic is sent
 FLOOD_RHOST = "198.51.100.20"     # TEST-NET-2
 MIB = 1024.0
@@ -408,6 +409,7 @@ class Driver:
 class Bench:
     def __init__(self, args):
         self.args = args
+        self.only = args.only
         self.build = os.path.abspath(args.build)
         self.quick = args.quick
         self.driver = Driver(self.build)
@@ -648,12 +650,17 @@ class Bench:
         write_secret_file(self.work_dir, "password", self.password)
         self.results["workers"] = main.workers()
         hash_file = write_secret_file(self.work_dir, "bench.phc", main.stored_hash("bench"))
-        self.run_latencies()
-        self.run_throughput(main, hash_file)
-        self.run_burst()
-        self.run_flood(main)
+        if "latency" in self.only:
+            self.run_latencies()
+        if "throughput" in self.only:
+            self.run_throughput(main, hash_file)
+        if "memory" in self.only:
+            self.run_burst()
+        if "flood" in self.only:
+            self.run_flood(main)
         self.stop_daemon(main)
-        self.run_reference()
+        if "reference" in self.only:
+            self.run_reference()
         self.results["load_after"] = os.getloadavg()
 
 
@@ -814,9 +821,32 @@ def report(results):
                                                results["load_before"][0], results["load_after"][0]))
     out.append("")
 
+    pw = results.get("latency_password")
+    totp = results.get("latency_totp")
+    hash_time = None
+    if "verify_rate_1" in results:
+        hash_time = results["verify_rate_1"]["check"]["median"]
+    elif pw:
+        hash_time = pw["hash"]["median"]
+    elif "flood_idle" in results:
+        hash_time = results["flood_idle"]["hash"]["median"]
+    if pw:
+        out.extend(latency_section(results, pw, totp))
+    if "verify_rate_1" in results:
+        out.extend(throughput_section(results, hash_time))
+    if "burst" in results:
+        out.extend(memory_section(results))
+    if "flood" in results:
+        out.extend(flood_section(results, hash_time))
+    if pw and ("reference_password" in results or "reference_skipped" in results):
+        out.extend(reference_section(results, pw, totp))
+    out.append("=" * 78)
+    return "\n".join(out)
+
+
+def latency_section(results, pw, totp):
+    out = []
     out.append("1. Login latency against crypto_pwhash_argon2id_str_verify of the same hash")
-    pw = results["latency_password"]
-    totp = results["latency_totp"]
     out.append(latency_block("  Password only, [mfa] mode = off", pw, "argon2id verify, in-process"))
     out.append(latency_block("  Password and TOTP, [mfa] mode = required", totp, "argon2id verify, in-process"))
     if "latency_password_tmpfs" in results:
@@ -833,8 +863,13 @@ def report(results):
         out.append("  Target: paired overhead under 2 %% of the hash time, %s: %s (%s)"
                    % (name, verdict(share < 0.02), percent(share)))
     out.append("")
+    return out
 
-    hash_time = results["verify_rate_1"]["check"]["median"]
+
+def throughput_section(results, hash_time):
+    out = []
+    p = results["parameters"]
+    cpus = results["machine"]["cpus"]
     limit = cpus / hash_time
     out.append("2. Throughput: successful logins per second, many concurrent clients")
     out.append("  Physical limit: %d CPUs / %s per verification (median, one thread, in-process) = %.2f logins/s"
@@ -862,7 +897,12 @@ def report(results):
                                                        / vr["rate"]), cpus))
     out.append("  Target: at least 90 %% of the physical limit: %s" % verdict(throughput_ok))
     out.append("")
+    return out
 
+
+def memory_section(results):
+    out = []
+    p = results["parameters"]
     b = results["burst"]
     budget_kib = b["workers"] * p["argon2_memory_kib"]
     hwm = max(b["hwm_after_kib"], b["hwm_final_kib"])
@@ -887,7 +927,11 @@ def report(results):
     if disturbance(b):
         out.append(disturbance(b).rstrip("\n"))
     out.append("")
+    return out
 
+
+def flood_section(results, hash_time):
+    out = []
     idle = results["flood_idle"]
     f = results["flood"]
     bound = 2 * idle["total"]["median"] + hash_time
@@ -911,7 +955,11 @@ def report(results):
     if disturbance(f):
         out.append(disturbance(f).rstrip("\n"))
     out.append("")
+    return out
 
+
+def reference_section(results, pw, totp):
+    out = []
     out.append("5. Reference stack: the same logins through pam_unix (yescrypt) and pam_oath")
     if "reference_skipped" in results:
         out.append("  Skipped: " + results["reference_skipped"])
@@ -928,8 +976,7 @@ def report(results):
                                                               percent(overhead / r["hash"]["median"])))
             if set(r["codes"]) != {"0"}:
                 out.append("      FAILED LOGINS: " + codes_text(r["codes"]))
-    out.append("=" * 78)
-    return "\n".join(out)
+    return out
 
 
 def main():
@@ -938,10 +985,16 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer samples and clients: a smoke test, not figures")
     parser.add_argument("--json", help="also write every measured value to this file as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work directory with the daemon logs")
+    parser.add_argument("--only", default=",".join(SCENARIOS), metavar="LIST",
+                        help="comma-separated scenarios to run, of: %s (default: all)" % ", ".join(SCENARIOS))
     parser.add_argument("--quiet-wait", type=float, default=20, metavar="SECONDS",
                         help="before each scenario, wait at most this long for other processes to leave the "
                              "CPUs (default 20)")
     args = parser.parse_args()
+    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(args.only) - set(SCENARIOS))
+    if unknown or not args.only:
+        parser.error("--only takes a comma-separated list of: %s" % ", ".join(SCENARIOS))
     if os.geteuid() != 0:
         # wardend lets a non-root caller log in only its own user, and the
         # reference stack needs `unshare --mount`.

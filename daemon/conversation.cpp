@@ -225,12 +225,14 @@ void Conversation::fail_unavailable(const char *reason) {
     send_result(PAM_AUTHINFO_UNAVAIL);
 }
 
-bool Conversation::verify_on_pool(const std::string &phc, std::string_view password, VerifyResult &ret_result) {
+bool Conversation::verify_on_pool(const std::string &phc, std::string_view password, VerifyResult &ret_result,
+                                  const std::function<void()> &meanwhile) {
     Argon2Policy policy{config_->argon2_memory_kib, config_->argon2_iterations};
     VerifyResult result = VerifyResult::kMismatch;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->queue_timeout);
     HashPool::Outcome outcome =
-            daemon_.pool().run([&] { result = verify_password(phc, password, policy); }, deadline, fairness_key());
+            daemon_.pool().run([&] { result = verify_password(phc, password, policy); }, deadline, fairness_key(),
+                               meanwhile);
     if (outcome != HashPool::Outcome::kDone) {
         log::warning("Failed to schedule a password check for '{}' from pid {}: {}",
                      escape_for_log(context_.user, 64), peer_.pid,
@@ -338,9 +340,25 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
      * apart, and a locked user's password is never tested. */
     const std::string phc = known && !attempt.blocked ? record.password_hash : daemon_.dummy_hash();
     VerifyResult verdict = VerifyResult::kMismatch;
+
+    /* The code is checked, and a valid one consumed, whatever the password
+     * was: a watched code buys an attacker no second try. Its durable
+     * commit runs while a worker hashes the password, so a TOTP login
+     * costs no more time than a password login. */
+    bool check_code = want_code && mfa_applies && code_asked;
+    FactorOutcome second = FactorOutcome::kNotNeeded;
+    bool second_checked = false;
+    auto check_code_now = [&] {
+        second = check_second_factor(factor, code.view());
+        second_checked = true;
+    };
+    std::function<void()> meanwhile;
+    if (check_code && known && !attempt.blocked)
+        meanwhile = check_code_now;
+
     if (want_password) {
         std::string_view candidate = oversized ? std::string_view() : password.view();
-        if (!verify_on_pool(phc, candidate, verdict))
+        if (!verify_on_pool(phc, candidate, verdict, meanwhile))
             return fail_unavailable("hash pool unavailable");
         if (try_first && verdict == VerifyResult::kMismatch && !attempt.blocked) {
             /* try_first_pass: the stacked password failed. It is counted
@@ -392,11 +410,9 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         return send_result(PAM_USER_UNKNOWN, kGenericFailure);
     }
 
-    /* The code is checked, and a valid one consumed, whatever the password
-     * was: a watched code buys an attacker no second try. */
-    FactorOutcome second = FactorOutcome::kNotNeeded;
-    if (want_code && mfa_applies && code_asked) {
-        second = check_second_factor(factor, code.view());
+    if (check_code) {
+        if (!second_checked)
+            check_code_now();
         if (second == FactorOutcome::kStoreError)
             return fail_unavailable("store write failed");
         if (second == FactorOutcome::kKeyError)

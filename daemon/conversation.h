@@ -11,6 +11,7 @@
 
 #include <sys/socket.h>
 
+#include <functional>
 #include <string>
 
 namespace warden {
@@ -93,7 +94,8 @@ private:
 
     /* Runs a password check on the hash pool. Returns false when the pool
      * could not run it (queue full, deadline, shutdown). */
-    bool verify_on_pool(const std::string &phc, std::string_view password, VerifyResult &ret_result);
+    bool verify_on_pool(const std::string &phc, std::string_view password, VerifyResult &ret_result,
+                        const std::function<void()> &meanwhile = {});
 
     void fail_unavailable(const char *reason);
     std::string fairness_key() const;

@@ -1,6 +1,7 @@
 #include "daemon/hash_pool.h"
 
 #include <algorithm>
+#include <exception>
 
 namespace warden {
 
@@ -21,7 +22,7 @@ HashPool::HashPool(unsigned workers, unsigned queue_limit) : queue_limit_(queue_
 HashPool::~HashPool() { stop(); }
 
 HashPool::Outcome HashPool::run(std::function<void()> job, std::chrono::steady_clock::time_point deadline,
-                                const std::string &fairness_key) {
+                                const std::string &fairness_key, const std::function<void()> &meanwhile) {
     auto task = std::make_shared<Task>();
     task->job = std::move(job);
     task->key = fairness_key;
@@ -73,7 +74,21 @@ HashPool::Outcome HashPool::run(std::function<void()> job, std::chrono::steady_c
     }
     if (task->state == Task::State::kEvicted)
         return Outcome::kQueueFull;
+    /* The job refers to the caller's stack, so an exception from meanwhile
+     * is held until the job has finished with it. */
+    std::exception_ptr failure;
+    if (meanwhile && task->state != Task::State::kCancelled) {
+        lock.unlock();
+        try {
+            meanwhile();
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        lock.lock();
+    }
     task->finished.wait(lock, [&] { return task->state != Task::State::kRunning; });
+    if (failure)
+        std::rethrow_exception(failure);
     return task->state == Task::State::kDone ? Outcome::kDone : Outcome::kStopping;
 }
 
@@ -86,6 +101,7 @@ void HashPool::worker_loop() {
         std::shared_ptr<Task> task = take_next();
         task->state = Task::State::kRunning;
         running_++;
+        task->finished.notify_all();
         lock.unlock();
         try {
             task->job();

@@ -47,9 +47,12 @@ public:
     HashPool &operator=(const HashPool &) = delete;
 
     /* Runs job on a worker and waits for it. A job that has started always
-     * finishes; the deadline only applies while it waits. */
+     * finishes; the deadline only applies while it waits. When set,
+     * meanwhile runs on the calling thread once a worker has taken the job,
+     * so work that must wait for the job to start overlaps it instead of
+     * adding to it. It does not run when the job never starts. */
     Outcome run(std::function<void()> job, std::chrono::steady_clock::time_point deadline,
-                const std::string &fairness_key = {});
+                const std::string &fairness_key = {}, const std::function<void()> &meanwhile = {});
 
     /* Stops accepting jobs, fails queued ones with kStopping and joins the
      * workers after the running jobs end. */

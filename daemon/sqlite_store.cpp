@@ -1,6 +1,7 @@
 /* SQLite implementation of Store: one database file in WAL mode, every
  * write in a transaction, synchronous=FULL so a committed write survives a
- * power cut before the daemon answers the client. */
+ * power cut before the daemon answers the client. The one exception is the
+ * record of a successful login, whose loss is harmless. */
 #include "daemon/store.h"
 
 #include <fcntl.h>
@@ -10,7 +11,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <mutex>
+#include <utility>
 
 namespace warden {
 namespace {
@@ -68,6 +71,35 @@ struct DatabaseDeleter {
 };
 using Database = std::unique_ptr<sqlite3, DatabaseDeleter>;
 
+/* A prepared statement kept for the life of the connection. The handle
+ * resets it and clears its bindings when it goes out of scope, so no
+ * value bound for one call stays in memory until the next. */
+class Cached {
+public:
+    Cached() noexcept = default;
+    Cached(sqlite3_stmt *statement, bool *in_use) noexcept : statement_(statement), in_use_(in_use) {}
+    Cached(Cached &&other) noexcept
+        : statement_(std::exchange(other.statement_, nullptr)), in_use_(std::exchange(other.in_use_, nullptr)) {}
+    Cached &operator=(Cached &&) = delete;
+    Cached(const Cached &) = delete;
+    ~Cached() {
+        if (!statement_)
+            return;
+        sqlite3_reset(statement_);
+        sqlite3_clear_bindings(statement_);
+        if (in_use_)
+            *in_use_ = false;
+        else
+            sqlite3_finalize(statement_); /* a second use of a busy statement */
+    }
+    sqlite3_stmt *get() const noexcept { return statement_; }
+    explicit operator bool() const noexcept { return statement_ != nullptr; }
+
+private:
+    sqlite3_stmt *statement_ = nullptr;
+    bool *in_use_ = nullptr;
+};
+
 StoreStatus status_from(int rc) {
     switch (rc & 0xff) {
     case SQLITE_OK:
@@ -92,10 +124,16 @@ std::optional<std::int64_t> column_optional(sqlite3_stmt *s, int column) {
 class SqliteStore final : public Store {
 public:
     explicit SqliteStore(Database db) : db_(std::move(db)) {}
+    ~SqliteStore() override {
+        for (auto &[sql, entry] : statements_)
+            sqlite3_finalize(entry.statement);
+    }
+    SqliteStore(const SqliteStore &) = delete;
+    SqliteStore &operator=(const SqliteStore &) = delete;
 
     StoreStatus get_user(const std::string &name, UserRecord &ret_record) override {
         std::lock_guard lock(mutex_);
-        Statement s = prepare("SELECT name, password_hash, created, updated, last_login, failures,"
+        Cached s = prepare("SELECT name, password_hash, created, updated, last_login, failures,"
                               " first_failure, locked_until, totp_last_used, totp_drift FROM users WHERE name = ?1");
         if (!s)
             return StoreStatus::kError;
@@ -122,7 +160,7 @@ public:
 
     StoreStatus add_user(const std::string &name, const std::string &hash, std::int64_t now) override {
         std::lock_guard lock(mutex_);
-        Statement s = prepare("INSERT INTO users (name, password_hash, created, updated)"
+        Cached s = prepare("INSERT INTO users (name, password_hash, created, updated)"
                               " VALUES (?1, ?2, ?3, ?3)");
         if (!s)
             return StoreStatus::kError;
@@ -134,7 +172,7 @@ public:
 
     StoreStatus set_password(const std::string &name, const std::string &hash, std::int64_t now) override {
         std::lock_guard lock(mutex_);
-        Statement s = prepare("UPDATE users SET password_hash = ?2, updated = ?3 WHERE name = ?1");
+        Cached s = prepare("UPDATE users SET password_hash = ?2, updated = ?3 WHERE name = ?1");
         if (!s)
             return StoreStatus::kError;
         bind_text(s.get(), 1, name);
@@ -148,7 +186,7 @@ public:
 
     StoreStatus remove_user(const std::string &name) override {
         std::lock_guard lock(mutex_);
-        Statement s = prepare("DELETE FROM users WHERE name = ?1");
+        Cached s = prepare("DELETE FROM users WHERE name = ?1");
         if (!s)
             return StoreStatus::kError;
         bind_text(s.get(), 1, name);
@@ -160,7 +198,7 @@ public:
 
     StoreStatus list_users(std::vector<std::string> &ret_names) override {
         std::lock_guard lock(mutex_);
-        Statement s = prepare("SELECT name FROM users ORDER BY name");
+        Cached s = prepare("SELECT name FROM users ORDER BY name");
         if (!s)
             return StoreStatus::kError;
         std::vector<std::string> names;
@@ -176,9 +214,22 @@ public:
     StoreStatus record_success(const std::string &name, std::int64_t now,
                                const std::optional<std::string> &new_hash) override {
         std::lock_guard lock(mutex_);
-        if (StoreStatus st = exec("BEGIN IMMEDIATE"); st != StoreStatus::kOk)
+        /* Committed without waiting for the disk: a power cut can lose only
+         * this login's record, which leaves the failure count and the
+         * earlier hash, both still correct to act on. The durable writes that
+         * follow flush it with their own. */
+        if (StoreStatus st = exec("PRAGMA synchronous = NORMAL"); st != StoreStatus::kOk)
             return st;
-        Statement s = prepare("UPDATE users SET last_login = ?2, failures = 0, first_failure = NULL,"
+        StoreStatus status = exec("BEGIN IMMEDIATE");
+        if (status == StoreStatus::kOk)
+            status = finish_transaction(write_success(name, now, new_hash));
+        if (StoreStatus st = exec("PRAGMA synchronous = FULL"); st != StoreStatus::kOk)
+            return st;
+        return status;
+    }
+
+    StoreStatus write_success(const std::string &name, std::int64_t now, const std::optional<std::string> &new_hash) {
+        Cached s = prepare("UPDATE users SET last_login = ?2, failures = 0, first_failure = NULL,"
                               " locked_until = NULL WHERE name = ?1");
         StoreStatus status = s ? StoreStatus::kOk : StoreStatus::kError;
         if (status == StoreStatus::kOk) {
@@ -189,7 +240,7 @@ public:
                 status = StoreStatus::kNotFound;
         }
         if (status == StoreStatus::kOk && new_hash) {
-            Statement u = prepare("UPDATE users SET password_hash = ?2, updated = ?3 WHERE name = ?1");
+            Cached u = prepare("UPDATE users SET password_hash = ?2, updated = ?3 WHERE name = ?1");
             status = u ? StoreStatus::kOk : StoreStatus::kError;
             if (status == StoreStatus::kOk) {
                 bind_text(u.get(), 1, name);
@@ -198,12 +249,12 @@ public:
                 status = step_done(u.get());
             }
         }
-        return finish_transaction(status);
+        return status;
     }
 
     StoreStatus get_totp(const std::string &name, TotpRecord &ret_record) override {
         std::lock_guard lock(mutex_);
-        Statement s = prepare("SELECT sealed_secret, algorithm, state, created, confirmed, digits, period"
+        Cached s = prepare("SELECT sealed_secret, algorithm, state, created, confirmed, digits, period"
                               " FROM totp WHERE user = ?1");
         if (!s)
             return StoreStatus::kError;
@@ -234,7 +285,7 @@ public:
             return st;
         StoreStatus status = user_exists(name);
         if (status == StoreStatus::kOk && !force) {
-            Statement q = prepare("SELECT 1 FROM totp WHERE user = ?1 AND state = 'active'");
+            Cached q = prepare("SELECT 1 FROM totp WHERE user = ?1 AND state = 'active'");
             if (!q) {
                 status = StoreStatus::kError;
             } else {
@@ -247,7 +298,7 @@ public:
             }
         }
         if (status == StoreStatus::kOk) {
-            Statement s = prepare("INSERT OR REPLACE INTO totp (user, sealed_secret, algorithm, state, created,"
+            Cached s = prepare("INSERT OR REPLACE INTO totp (user, sealed_secret, algorithm, state, created,"
                                   " digits, period) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6)");
             status = s ? StoreStatus::kOk : StoreStatus::kError;
             if (s) {
@@ -271,7 +322,7 @@ public:
             return st;
         StoreStatus status = advance_step(name, used, drift);
         if (status == StoreStatus::kOk) {
-            Statement s = prepare("UPDATE totp SET state = 'active', confirmed = ?2 WHERE user = ?1"
+            Cached s = prepare("UPDATE totp SET state = 'active', confirmed = ?2 WHERE user = ?1"
                                   " AND state = 'pending'");
             status = s ? StoreStatus::kOk : StoreStatus::kError;
             if (s) {
@@ -287,7 +338,7 @@ public:
 
     StoreStatus remove_totp(const std::string &name) override {
         std::lock_guard lock(mutex_);
-        Statement s = prepare("DELETE FROM totp WHERE user = ?1");
+        Cached s = prepare("DELETE FROM totp WHERE user = ?1");
         if (!s)
             return StoreStatus::kError;
         bind_text(s.get(), 1, name);
@@ -311,7 +362,7 @@ public:
             return st;
         StoreStatus status = user_exists(name);
         if (status == StoreStatus::kOk) {
-            Statement d = prepare("DELETE FROM recovery_codes WHERE user = ?1");
+            Cached d = prepare("DELETE FROM recovery_codes WHERE user = ?1");
             status = d ? StoreStatus::kOk : StoreStatus::kError;
             if (d) {
                 bind_text(d.get(), 1, name);
@@ -321,7 +372,7 @@ public:
         for (const std::string &hash : hashes) {
             if (status != StoreStatus::kOk)
                 break;
-            Statement s = prepare("INSERT INTO recovery_codes (user, code_hash, created) VALUES (?1, ?2, ?3)");
+            Cached s = prepare("INSERT INTO recovery_codes (user, code_hash, created) VALUES (?1, ?2, ?3)");
             if (!s) {
                 status = StoreStatus::kError;
                 break;
@@ -336,7 +387,7 @@ public:
 
     StoreStatus use_recovery_code(const std::string &name, const std::string &hash, std::int64_t now) override {
         std::lock_guard lock(mutex_);
-        Statement s = prepare("UPDATE recovery_codes SET used = ?3 WHERE user = ?1 AND code_hash = ?2"
+        Cached s = prepare("UPDATE recovery_codes SET used = ?3 WHERE user = ?1 AND code_hash = ?2"
                               " AND used IS NULL");
         if (!s)
             return StoreStatus::kError;
@@ -351,7 +402,7 @@ public:
 
     StoreStatus count_recovery_codes(const std::string &name, unsigned &ret_unused) override {
         std::lock_guard lock(mutex_);
-        Statement s = prepare("SELECT count(*) FROM recovery_codes WHERE user = ?1 AND used IS NULL");
+        Cached s = prepare("SELECT count(*) FROM recovery_codes WHERE user = ?1 AND used IS NULL");
         if (!s)
             return StoreStatus::kError;
         bind_text(s.get(), 1, name);
@@ -446,7 +497,7 @@ public:
 
     StoreStatus set_lock_end(const TallyKey &key, std::int64_t until) override {
         std::lock_guard lock(mutex_);
-        Statement s = prepare(key.kind == TallyKey::Kind::kUser
+        Cached s = prepare(key.kind == TallyKey::Kind::kUser
                                       ? "UPDATE users SET locked_until = ?2 WHERE name = ?1"
                                       : "UPDATE throttle SET locked_until = ?2 WHERE bucket = ?1");
         if (!s)
@@ -458,7 +509,7 @@ public:
 
     StoreStatus clear_tally(const TallyKey &key) override {
         std::lock_guard lock(mutex_);
-        Statement s = prepare(key.kind == TallyKey::Kind::kUser
+        Cached s = prepare(key.kind == TallyKey::Kind::kUser
                                       ? "UPDATE users SET failures = 0, first_failure = NULL, locked_until = NULL"
                                         " WHERE name = ?1"
                                       : "DELETE FROM throttle WHERE bucket = ?1");
@@ -481,7 +532,7 @@ public:
         std::lock_guard lock(mutex_);
         int version = 0;
         {
-            Statement s = prepare("PRAGMA user_version");
+            Cached s = prepare("PRAGMA user_version");
             if (!s || sqlite3_step(s.get()) != SQLITE_ROW) {
                 ret_error = "failed to read the schema version: " + last_error_unlocked();
                 return false;
@@ -530,14 +581,25 @@ private:
         sqlite3_bind_text(s, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
     }
 
-    Statement prepare(const char *sql) {
-        sqlite3_stmt *s = nullptr;
-        int rc = sqlite3_prepare_v2(db_.get(), sql, -1, &s, nullptr);
-        if (rc != SQLITE_OK) {
-            fail(rc);
-            return nullptr;
+    /* Returns the statement for sql, prepared on first use. Callers pass
+     * string literals, so the address identifies the text. */
+    Cached prepare(const char *sql) {
+        CacheEntry &entry = statements_[sql];
+        bool reuse = !entry.in_use;
+        sqlite3_stmt *s = reuse ? entry.statement : nullptr;
+        if (!s) {
+            int rc = sqlite3_prepare_v3(db_.get(), sql, -1, reuse ? SQLITE_PREPARE_PERSISTENT : 0, &s, nullptr);
+            if (rc != SQLITE_OK) {
+                fail(rc);
+                return {};
+            }
+            if (reuse)
+                entry.statement = s;
         }
-        return Statement(s);
+        if (!reuse)
+            return {s, nullptr};
+        entry.in_use = true;
+        return {s, &entry.in_use};
     }
 
     StoreStatus step_done(sqlite3_stmt *s) {
@@ -554,7 +616,7 @@ private:
 
     StoreStatus read_tally(const TallyKey &key, Tally &ret_tally) {
         bool user = key.kind == TallyKey::Kind::kUser;
-        Statement s = prepare(user ? "SELECT failures, first_failure, locked_until FROM users WHERE name = ?1"
+        Cached s = prepare(user ? "SELECT failures, first_failure, locked_until FROM users WHERE name = ?1"
                                    : "SELECT failures, first_failure, locked_until FROM throttle WHERE bucket = ?1");
         if (!s)
             return StoreStatus::kError;
@@ -578,7 +640,7 @@ private:
 
     StoreStatus write_tally(const TallyKey &key, const Tally &tally) {
         bool user = key.kind == TallyKey::Kind::kUser;
-        Statement s = prepare(user ? "UPDATE users SET failures = ?2, first_failure = ?3, locked_until = ?4"
+        Cached s = prepare(user ? "UPDATE users SET failures = ?2, first_failure = ?3, locked_until = ?4"
                                      " WHERE name = ?1"
                                    : "INSERT INTO throttle (bucket, failures, first_failure, locked_until)"
                                      " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (bucket) DO UPDATE SET"
@@ -595,7 +657,7 @@ private:
     /* Forgets remote-host and caller tallies whose window and lock both
      * ended, so the table does not grow with every host ever seen. */
     StoreStatus prune_buckets(std::int64_t now, unsigned window) {
-        Statement s = prepare("DELETE FROM throttle WHERE (locked_until IS NULL OR locked_until <= ?1)"
+        Cached s = prepare("DELETE FROM throttle WHERE (locked_until IS NULL OR locked_until <= ?1)"
                               " AND (first_failure IS NULL OR first_failure <= ?1 - ?2)");
         if (!s)
             return StoreStatus::kError;
@@ -605,7 +667,7 @@ private:
     }
 
     StoreStatus user_exists(const std::string &name) {
-        Statement s = prepare("SELECT 1 FROM users WHERE name = ?1");
+        Cached s = prepare("SELECT 1 FROM users WHERE name = ?1");
         if (!s)
             return StoreStatus::kError;
         bind_text(s.get(), 1, name);
@@ -620,7 +682,7 @@ private:
      * the update cannot interleave with another login's. A time rather
      * than a step number keeps the watermark valid across periods. */
     StoreStatus advance_step(const std::string &name, std::int64_t used, std::optional<std::int64_t> drift) {
-        Statement q = prepare("SELECT totp_last_used FROM users WHERE name = ?1");
+        Cached q = prepare("SELECT totp_last_used FROM users WHERE name = ?1");
         if (!q)
             return StoreStatus::kError;
         bind_text(q.get(), 1, name);
@@ -632,7 +694,7 @@ private:
         std::optional<std::int64_t> last = column_optional(q.get(), 0);
         if (last && used <= *last)
             return StoreStatus::kReplay;
-        Statement u = prepare(drift ? "UPDATE users SET totp_last_used = ?2, totp_drift = ?3 WHERE name = ?1"
+        Cached u = prepare(drift ? "UPDATE users SET totp_last_used = ?2, totp_drift = ?3 WHERE name = ?1"
                                     : "UPDATE users SET totp_last_used = ?2 WHERE name = ?1");
         if (!u)
             return StoreStatus::kError;
@@ -662,7 +724,13 @@ private:
 
     std::string last_error_unlocked() const { return sqlite3_errmsg(db_.get()); }
 
+    struct CacheEntry {
+        sqlite3_stmt *statement = nullptr;
+        bool in_use = false;
+    };
+
     Database db_;
+    std::map<const char *, CacheEntry> statements_;
     std::mutex mutex_; /* one writer or reader at a time on the connection */
     mutable std::mutex error_mutex_;
     std::string last_error_;

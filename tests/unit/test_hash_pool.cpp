@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <future>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -120,6 +121,102 @@ void assert_outcome(Outcome actual, Outcome expected, std::source_location where
 std::future<Outcome> run_keyed(HashPool &pool, std::function<void()> job, const std::string &key) {
     return std::async(std::launch::async,
                       [&pool, job = std::move(job), key] { return pool.run(job, far_deadline(), key); });
+}
+
+void pool_meanwhile_overlaps_running_job(void **) {
+    /* meanwhile runs on the caller's thread while the job runs: the job
+     * waits for meanwhile to start, and meanwhile for the job to start, so
+     * neither could finish if they ran one after the other. */
+    HashPool pool(1, 4);
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool job_started = false;
+    bool meanwhile_started = false;
+    std::thread::id caller;
+    std::thread::id meanwhile_thread;
+    bool job_saw_meanwhile = false;
+    auto job = [&] {
+        std::unique_lock lock(mutex);
+        job_started = true;
+        changed.notify_all();
+        job_saw_meanwhile = changed.wait_for(lock, kPrompt, [&] { return meanwhile_started; });
+    };
+    bool saw_job = false;
+    auto meanwhile = [&] {
+        std::unique_lock lock(mutex);
+        meanwhile_started = true;
+        meanwhile_thread = std::this_thread::get_id();
+        changed.notify_all();
+        saw_job = changed.wait_for(lock, kPrompt, [&] { return job_started; });
+    };
+    std::future<Outcome> future = std::async(std::launch::async, [&] {
+        caller = std::this_thread::get_id();
+        return pool.run(job, far_deadline(), "rhost:a", meanwhile);
+    });
+    Outcome outcome = collect(future);
+    pool.stop();
+
+    assert_outcome(outcome, Outcome::kDone);
+    assert_true(saw_job);
+    assert_true(job_saw_meanwhile);
+    assert_true(meanwhile_thread == caller);
+}
+
+void pool_meanwhile_skipped_when_job_never_runs(void **) {
+    /* A job refused by the full queue, or still waiting at its deadline,
+     * never starts, so its meanwhile must not run either: a TOTP code
+     * would otherwise be consumed by a login that was never judged. */
+    HashPool pool(1, 1);
+    Gate gate;
+    std::future<Outcome> blocker = run_keyed(pool, gate.job(), "blocker");
+    bool started = gate.wait_started();
+    std::atomic<int> meanwhile_runs{0};
+    auto count = [&] { meanwhile_runs++; };
+    std::future<Outcome> waiting = std::async(std::launch::async, [&] {
+        return pool.run([] {}, Clock::now() + 200ms, "rhost:a", count);
+    });
+    bool queued = wait_for_queued(pool, 1);
+    Outcome refused = pool.run([] {}, far_deadline(), "rhost:a", count);
+    Outcome timed_out = collect(waiting);
+    gate.open();
+    Outcome first = collect(blocker);
+    pool.stop();
+
+    assert_true(started);
+    assert_true(queued);
+    assert_outcome(first, Outcome::kDone);
+    assert_outcome(refused, Outcome::kQueueFull);
+    assert_outcome(timed_out, Outcome::kTimedOut);
+    assert_int_equal(meanwhile_runs.load(), 0);
+}
+
+void pool_meanwhile_exception_waits_for_job(void **) {
+    /* The job uses the caller's stack, so an exception from meanwhile
+     * reaches the caller only once the job has finished. */
+    HashPool pool(1, 4);
+    std::atomic<bool> job_finished{false};
+    bool finished_before_throw = false;
+    bool threw = false;
+    auto job = [&] {
+        std::this_thread::sleep_for(100ms);
+        job_finished = true;
+    };
+    auto meanwhile = [] { throw std::runtime_error("meanwhile failed"); };
+    std::future<void> future = std::async(std::launch::async, [&] {
+        try {
+            (void)pool.run(job, far_deadline(), "rhost:a", meanwhile);
+        } catch (const std::runtime_error &) {
+            threw = true;
+            finished_before_throw = job_finished;
+        }
+    });
+    bool returned = future.wait_for(kPatience) == std::future_status::ready;
+    if (!returned)
+        std::_Exit(EXIT_FAILURE);
+    pool.stop();
+
+    assert_true(threw);
+    assert_true(finished_before_throw);
 }
 
 void pool_serves_keys_in_turn(void **) {
@@ -433,6 +530,9 @@ int main() {
         cmocka_unit_test(pool_serves_keys_in_turn),
         cmocka_unit_test(pool_full_queue_makes_room_for_other_key),
         cmocka_unit_test(pool_timeout_in_keyed_queue),
+        cmocka_unit_test(pool_meanwhile_overlaps_running_job),
+        cmocka_unit_test(pool_meanwhile_skipped_when_job_never_runs),
+        cmocka_unit_test(pool_meanwhile_exception_waits_for_job),
     };
     return cmocka_run_group_tests_name("hash_pool", tests, nullptr, nullptr);
 }
