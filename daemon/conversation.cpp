@@ -67,6 +67,18 @@ std::string request_name(wire::FrameType type) {
 
 } // namespace
 
+uid_t caller_uid_of(const wire::Frame &request, const struct ucred &peer) {
+    if (peer.uid == 0 && request.has(wire::FieldTag::kCallerUid))
+        return request.get_u32(wire::FieldTag::kCallerUid);
+    return peer.uid;
+}
+
+std::string fairness_key_of(std::string_view rhost, uid_t caller_uid) {
+    if (!rhost.empty())
+        return "rhost:" + std::string(rhost);
+    return "uid:" + std::to_string(caller_uid);
+}
+
 Conversation::Conversation(Daemon &daemon, UniqueFd fd, const struct ucred &peer)
     : daemon_(daemon), fd_(std::move(fd)), peer_(peer), config_(daemon.config()) {
     context_.peer_uid = peer.uid;
@@ -110,12 +122,7 @@ void Conversation::dispatch(const wire::Frame &request) {
     context_.ruser = std::string(request.get(FieldTag::kRuser));
     context_.tty = std::string(request.get(FieldTag::kTty));
     flags_ = request.get_u32(FieldTag::kFlags);
-    /* Trusted only from root peers: a set-uid program's real uid. Any
-     * other peer's own uid is what counts. */
-    if (peer_.uid == 0 && request.has(FieldTag::kCallerUid))
-        caller_uid_ = request.get_u32(FieldTag::kCallerUid);
-    else
-        caller_uid_ = peer_.uid;
+    caller_uid_ = caller_uid_of(request, peer_);
 
     log::debug("Request {} for user '{}' service '{}' from pid {} uid {}", request_name(request.type),
                escape_for_log(context_.user, 64), escape_for_log(context_.service, 64), peer_.pid, peer_.uid);
@@ -245,12 +252,7 @@ bool Conversation::verify_on_pool(const std::string &phc, std::string_view passw
     return true;
 }
 
-std::string Conversation::fairness_key() const {
-    /* Remote logins share by host; local ones by the caller's uid. */
-    if (!context_.rhost.empty())
-        return "rhost:" + context_.rhost;
-    return "uid:" + std::to_string(caller_uid_);
-}
+std::string Conversation::fairness_key() const { return fairness_key_of(context_.rhost, caller_uid_); }
 
 void Conversation::handle_authenticate(const wire::Frame &request) {
     using wire::FieldTag;

@@ -21,6 +21,15 @@ namespace warden {
 inline constexpr int kAnswerTimeoutMs = 5 * 60 * 1000;
 inline constexpr int kSendTimeoutMs = 5 * 1000;
 
+/* Whose tighter limit applies to a request: a set-uid program's real uid
+ * (kCallerUid), trusted only from root peers; any other peer's own uid. */
+uid_t caller_uid_of(const wire::Frame &request, const struct ucred &peer);
+
+/* The source a request is served fairly against: remote logins share by
+ * host, local ones by the caller's uid. The hash queue and the wait for
+ * a connection slot both take turns between these keys. */
+std::string fairness_key_of(std::string_view rhost, uid_t caller_uid);
+
 class Conversation {
 public:
     Conversation(Daemon &daemon, UniqueFd fd, const struct ucred &peer);

@@ -2,11 +2,16 @@
 
 #include "daemon/conversation.h"
 #include "daemon/log.h"
+#include "protocol/limits.h"
 #include "protocol/transport.h"
 #include "protocol/wire.h"
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sodium.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/eventfd.h>
 #include <security/_pam_types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -14,13 +19,38 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <system_error>
 #include <thread>
 
 namespace warden {
 namespace {
+
+/* Connections that may wait without a thread. Each costs a descriptor
+ * and a few hundred bytes; beyond this, new ones stay in the kernel's
+ * listen backlog. */
+constexpr std::size_t kMaxWaiting = 4096;
+/* Descriptors kept free for the store, the journal, the bus and logs. */
+constexpr std::size_t kReservedFds = 128;
+
+/* Raises the soft limit on open files to the hard one, so waiting
+ * connections can use it; systemd starts services with a soft limit of
+ * 1024. Returns the limit in force. */
+std::size_t raise_open_file_limit() {
+    struct rlimit limit;
+    if (::getrlimit(RLIMIT_NOFILE, &limit) < 0)
+        return 1024;
+    if (limit.rlim_cur < limit.rlim_max) {
+        struct rlimit raised = limit;
+        raised.rlim_cur = std::min<rlim_t>(limit.rlim_max, 1 << 16);
+        if (::setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            limit = raised;
+    }
+    return limit.rlim_cur == RLIM_INFINITY ? std::size_t{1} << 16 : static_cast<std::size_t>(limit.rlim_cur);
+}
 
 /* Creates the socket's directory with mode 0755, whatever the umask, so
  * non-root callers such as screen lockers can reach the socket. An
@@ -71,6 +101,14 @@ bool Server::open_listener(const Config &config, std::string &ret_error) {
         }
         (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
         listener_.reset(fd);
+        /* The serving loop accepts until the backlog is empty, which
+         * needs a non-blocking socket; systemd passes a blocking one. */
+        int flags = ::fcntl(fd, F_GETFL);
+        if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+            ret_error = std::string("failed to make the socket passed by systemd non-blocking: ") +
+                        std::strerror(errno);
+            return false;
+        }
         log::info("Using the socket passed by systemd");
         return true;
     }
@@ -133,24 +171,100 @@ void Server::close_listener() {
 }
 
 void Server::serve(int stop_fd) {
+    /* Set up on the first call; a reload returns here with the same
+     * waiting connections. */
+    if (!epoll_) {
+        epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+        wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        struct epoll_event stop_event = {};
+        stop_event.events = EPOLLIN;
+        stop_event.data.fd = stop_fd;
+        struct epoll_event wake_event = {};
+        wake_event.events = EPOLLIN;
+        wake_event.data.fd = wake_.get();
+        if (!epoll_ || !wake_ || ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, stop_fd, &stop_event) < 0 ||
+            ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &wake_event) < 0) {
+            log::error("Failed to set up the connection loop: {}", std::strerror(errno));
+            epoll_.reset();
+            return;
+        }
+        open_file_limit_ = raise_open_file_limit();
+        watch_listener(true);
+    }
+
+    struct epoll_event events[64];
     for (;;) {
-        struct pollfd fds[2] = {{listener_.get(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
-        int r = ::poll(fds, 2, -1);
-        if (r < 0) {
+        /* Wake at least every 100 ms to apply the deadlines of waiting
+         * connections. */
+        int n = ::epoll_wait(epoll_.get(), events, 64, unread_.empty() && ready_count_ == 0 ? -1 : 100);
+        if (n < 0) {
             if (errno == EINTR)
                 continue;
             log::error("Failed to wait for connections: {}", std::strerror(errno));
             return;
         }
-        if (fds[1].revents)
-            return;
-        if (fds[0].revents & POLLIN) {
-            /* Drain the backlog, so a burst of connects is not refused by
-             * the kernel while only one is taken per wake-up. */
-            for (int i = 0; i < 64 && accept_one(); i++) {
+        bool stop = false;
+        for (int i = 0; i < n; i++) {
+            int fd = events[i].data.fd;
+            if (fd == stop_fd) {
+                stop = true;
+            } else if (fd == wake_.get()) {
+                std::uint64_t ended;
+                (void)!::read(wake_.get(), &ended, sizeof ended);
+            } else if (fd == listener_.get()) {
+                /* Drain the backlog, so a burst of connects is not refused
+                 * by the kernel while only one is taken per wake-up. */
+                for (int j = 0; j < 64 && listening_ && accept_one(); j++) {
+                }
+            } else {
+                classify(fd);
             }
         }
+        if (stop)
+            return;
+        expire(std::chrono::steady_clock::now());
+        admit();
+        watch_listener(unread_.size() + ready_count_ < waiting_limit());
     }
+}
+
+void Server::close_waiting() {
+    /* Connections that never got a thread: those with a request are told
+     * the service is unavailable, the others are closed. */
+    for (auto &[fd, waiting] : unread_)
+        forget_waiting(waiting);
+    unread_.clear();
+    for (auto &[key, line] : ready_) {
+        for (Waiting &waiting : line) {
+            refuse(waiting.fd.get());
+            forget_waiting(waiting);
+        }
+    }
+    ready_.clear();
+    turns_.clear();
+    ready_count_ = 0;
+}
+
+std::size_t Server::waiting_limit() const {
+    std::size_t slots = daemon_.config()->max_connections;
+    std::size_t spare = open_file_limit_ > slots + kReservedFds ? open_file_limit_ - slots - kReservedFds : 0;
+    return std::max<std::size_t>(1, std::min(kMaxWaiting, spare));
+}
+
+void Server::watch_listener(bool on) {
+    if (on == listening_)
+        return;
+    struct epoll_event event = {};
+    event.events = EPOLLIN;
+    event.data.fd = listener_.get();
+    if (::epoll_ctl(epoll_.get(), on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, listener_.get(), &event) < 0) {
+        log::error("Failed to {} the listening socket: {}", on ? "watch" : "pause", std::strerror(errno));
+        return;
+    }
+    listening_ = on;
+    if (!on)
+        log::warning("{} connections wait for a slot; new ones stay in the listen backlog until some end",
+                     unread_.size() + ready_count_);
 }
 
 bool Server::accept_one() {
@@ -169,52 +283,183 @@ bool Server::accept_one() {
         return true;
     }
     daemon_.counters().connections++;
-    start_connection(std::move(fd), peer);
-    return true;
-}
 
-void Server::start_connection(UniqueFd fd, const struct ucred &peer) {
     auto config = daemon_.config();
     long peer_key = peer.uid == 0 ? -static_cast<long>(peer.pid) - 1 : static_cast<long>(peer.uid);
     {
         std::lock_guard lock(mutex_);
-        if (open_fds_.size() >= config->max_connections || per_peer_[peer_key] >= config->max_connections_per_peer) {
+        unsigned &from_peer = per_peer_[peer_key];
+        if (from_peer >= config->max_connections_per_peer) {
             daemon_.counters().connections_refused++;
             log::warning("Refused a connection from pid {} uid {}: {} connections open, {} from this peer", peer.pid,
-                         peer.uid, open_fds_.size(), per_peer_[peer_key]);
-            if (per_peer_[peer_key] == 0)
+                         peer.uid, open_fds_.size() + unread_.size() + ready_count_, from_peer);
+            if (from_peer == 0)
                 per_peer_.erase(peer_key);
             refuse(fd.get());
-            return;
+            return true;
         }
-        open_fds_.insert(fd.get());
-        per_peer_[peer_key]++;
+        from_peer++;
     }
 
-    int raw = fd.get();
+    struct epoll_event event = {};
+    event.events = EPOLLIN | EPOLLRDHUP;
+    event.data.fd = fd.get();
+    Waiting waiting{std::move(fd), peer, peer_key, std::chrono::steady_clock::now(), {}};
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, waiting.fd.get(), &event) < 0) {
+        log::error("Failed to watch a connection from pid {} uid {}: {}", peer.pid, peer.uid, std::strerror(errno));
+        forget_waiting(waiting);
+        return true;
+    }
+    int raw = waiting.fd.get();
+    unread_.emplace(raw, std::move(waiting));
+    return true;
+}
+
+void Server::classify(int fd) {
+    auto it = unread_.find(fd);
+    if (it == unread_.end())
+        return;
+    Waiting &waiting = it->second;
+
+    /* A look at the request, which may carry a password: the copy is
+     * wiped at once, and only the remote host and caller are kept. */
+    std::byte peeked[kMaxFrameSize];
+    ssize_t n = ::recv(fd, peeked, sizeof peeked, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    if (n <= 0) {
+        log::debug("Connection from pid {} uid {} ended before a request", waiting.peer.pid, waiting.peer.uid);
+        forget_waiting(waiting);
+        unread_.erase(it);
+        return;
+    }
+    wire::Frame request;
+    wire::DecodeError error;
+    /* A request that does not decode is still served, under the peer's
+     * uid, so its conversation can answer it with a clear error. */
+    if (wire::decode(std::span<const std::byte>(peeked, static_cast<std::size_t>(n)), request, error))
+        waiting.key = fairness_key_of(request.get(wire::FieldTag::kRhost), caller_uid_of(request, waiting.peer));
+    else
+        waiting.key = fairness_key_of({}, waiting.peer.uid);
+    request = wire::Frame{};
+    sodium_memzero(peeked, static_cast<std::size_t>(n));
+
+    std::deque<Waiting> &line = ready_[waiting.key];
+    if (line.empty())
+        turns_.push_back(waiting.key);
+    line.push_back(std::move(waiting));
+    ready_count_++;
+    unread_.erase(it);
+}
+
+void Server::expire(std::chrono::steady_clock::time_point now) {
+    auto config = daemon_.config();
+    auto request_limit = std::chrono::seconds(config->request_timeout);
+    for (auto it = unread_.begin(); it != unread_.end();) {
+        if (now - it->second.since < request_limit) {
+            ++it;
+            continue;
+        }
+        log::debug("Connection from pid {} uid {} ended before a request: timed out", it->second.peer.pid,
+                   it->second.peer.uid);
+        (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->first, nullptr);
+        forget_waiting(it->second);
+        it = unread_.erase(it);
+    }
+    /* The oldest of each line is at its front. */
+    auto slot_limit = std::chrono::seconds(config->queue_timeout);
+    for (auto it = ready_.begin(); it != ready_.end();) {
+        std::deque<Waiting> &line = it->second;
+        while (!line.empty() && now - line.front().since >= slot_limit) {
+            Waiting &waiting = line.front();
+            daemon_.counters().connections_refused++;
+            daemon_.counters().unavailable++;
+            log::warning("Responding to pid {} uid {} with PAM_AUTHINFO_UNAVAIL: no conversation slot within {} s",
+                         waiting.peer.pid, waiting.peer.uid, config->queue_timeout);
+            refuse(waiting.fd.get());
+            forget_waiting(waiting);
+            line.pop_front();
+            ready_count_--;
+        }
+        if (line.empty()) {
+            turns_.erase(std::find(turns_.begin(), turns_.end(), it->first));
+            it = ready_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+void Server::admit() {
+    auto config = daemon_.config();
+    while (ready_count_ > 0) {
+        {
+            std::lock_guard lock(mutex_);
+            if (open_fds_.size() >= config->max_connections)
+                return;
+        }
+        /* The key whose turn it is starts its oldest connection and goes
+         * to the back of the line if it has more. */
+        std::string key = turns_.front();
+        turns_.pop_front();
+        std::deque<Waiting> &line = ready_[key];
+        Waiting waiting = std::move(line.front());
+        line.pop_front();
+        ready_count_--;
+        if (line.empty())
+            ready_.erase(key);
+        else
+            turns_.push_back(key);
+        start_connection(std::move(waiting));
+    }
+}
+
+void Server::forget_waiting(const Waiting &waiting) {
+    std::lock_guard lock(mutex_);
+    auto it = per_peer_.find(waiting.peer_key);
+    if (it != per_peer_.end() && --it->second == 0)
+        per_peer_.erase(it);
+}
+
+void Server::start_connection(Waiting waiting) {
+    int raw = waiting.fd.get();
+    {
+        std::lock_guard lock(mutex_);
+        open_fds_.insert(raw);
+    }
+    struct ucred peer = waiting.peer;
+    long peer_key = waiting.peer_key;
     try {
-        std::thread([this, raw, peer, peer_key, fd = std::move(fd)]() mutable {
+        std::thread([this, raw, peer, peer_key, fd = std::move(waiting.fd)]() mutable {
             {
                 Conversation conversation(daemon_, std::move(fd), peer);
                 conversation.run();
             }
-            std::lock_guard lock(mutex_);
-            open_fds_.erase(raw);
-            if (--per_peer_[peer_key] == 0)
-                per_peer_.erase(peer_key);
-            idle_.notify_all();
+            {
+                std::lock_guard lock(mutex_);
+                open_fds_.erase(raw);
+                auto it = per_peer_.find(peer_key);
+                if (it != per_peer_.end() && --it->second == 0)
+                    per_peer_.erase(it);
+                idle_.notify_all();
+            }
+            std::uint64_t one = 1;
+            (void)!::write(wake_.get(), &one, sizeof one);
         }).detach();
     } catch (const std::system_error &e) {
         log::error("Failed to start a thread for pid {} uid {}: {}", peer.pid, peer.uid, e.what());
         std::lock_guard lock(mutex_);
         open_fds_.erase(raw);
-        if (--per_peer_[peer_key] == 0)
-            per_peer_.erase(peer_key);
+        auto it = per_peer_.find(peer_key);
+        if (it != per_peer_.end() && --it->second == 0)
+            per_peer_.erase(it);
         /* fd was moved into the lambda that never ran; it was destroyed with it. */
     }
 }
 
 void Server::drain(int grace_ms) {
+    close_waiting();
     std::unique_lock lock(mutex_);
     /* Conversations blocked on a human's answer end now; a request in the
      * middle of a hash finishes and sends its result, since only the

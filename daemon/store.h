@@ -78,8 +78,8 @@ public:
     virtual StoreStatus list_users(std::vector<std::string> &ret_names) = 0;
 
     /* Records a successful login: clears failures and, when new_hash is set,
-     * replaces the password hash, all in one transaction. It may be lost to
-     * a power cut (not to a crash of the daemon); the user then keeps the
+     * replaces the password hash, all in one transaction. A power cut may
+     * lose it, though a crash of the daemon cannot. The user then keeps the
      * failure count and the old hash, which still matches the password. */
     virtual StoreStatus record_success(const std::string &name, std::int64_t now,
                                        const std::optional<std::string> &new_hash) = 0;

@@ -1,14 +1,16 @@
 """Floods and stalled clients: the daemon stays up and keeps serving the
 legitimate login."""
 
+import concurrent.futures
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
 import unittest
 
-from warden_env import EnvTestCase, PAM_AUTH_ERR, PAM_SUCCESS, requires_root
+from warden_env import EnvTestCase, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_SUCCESS, requires_root
 
 P1 = "correct horse battery staple"
 
@@ -98,23 +100,139 @@ class FloodTest(EnvTestCase):
     def test_hash_flood_from_other_host(self):
         """Wrong passwords flood from one remote host; a login from another
         host is served in turn, not after the whole queue."""
-        env = self.make_env(config={"daemon": {"workers": "1"},
-                                    "password": {"argon2_memory_kib": "32768", "argon2_iterations": "2"},
-                                    "lockout": {"deny": "1000", "rhost_deny": "100000"}})
-        env.start_daemon()
-        env.plant_user("alice", P1)
-        idle = min(env.pam("alice", [P1], rhost="192.0.2.1").elapsed for _ in range(3))
-        import concurrent.futures
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=60)
-        flood = [pool.submit(env.pam, "alice", ["wrong %d" % i], rhost="198.51.100.66") for i in range(60)]
-        time.sleep(1.0)
-        r = env.pam("alice", [P1], rhost="192.0.2.1")
-        for f in flood:
-            self.assertEqual(f.result().code, PAM_AUTH_ERR)
-        pool.shutdown()
+        idle, r, codes = flood_other_host(self, {"workers": "1"}, flood=60, head_start=1.0)
+        self.assertEqual(set(codes), {PAM_AUTH_ERR})
         self.assertEqual(r.code, PAM_SUCCESS)
         # Served after at most one flood job ahead of it, plus its own hash.
         self.assertLess(r.elapsed, 4 * idle + 1.0, "idle %.3fs, under flood %.3fs" % (idle, r.elapsed))
+
+
+def flood_other_host(test, daemon_config, flood, head_start):
+    """Starts a daemon with a small Argon2 cost and sends `flood` wrong
+    passwords at once from one remote host, then, after head_start
+    seconds, the right one from another host. Returns the idle latency of
+    that login, its result under the flood and the flood's answers."""
+    env = test.make_env(config={"daemon": daemon_config,
+                                "password": {"argon2_memory_kib": "32768", "argon2_iterations": "2"},
+                                "lockout": {"deny": "1000", "rhost_deny": "100000"}})
+    env.start_daemon()
+    env.plant_user("alice", P1)
+    idle = min(env.pam("alice", [P1], rhost="192.0.2.1").elapsed for _ in range(3))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=flood) as pool:
+        futures = [pool.submit(env.pam, "alice", ["wrong %d" % i], rhost="198.51.100.66") for i in range(flood)]
+        time.sleep(head_start)
+        r = env.pam("alice", [P1], rhost="192.0.2.1")
+        codes = [f.result().code for f in futures]
+    return idle, r, codes
+
+def authenticate_request(user, rhost=""):
+    """An authenticate request as pam_warden.so sends it, without a
+    password on the stack, so the daemon answers with a prompt."""
+    def field(tag, value):
+        value = value.encode()
+        return struct.pack(">BH", tag, len(value)) + value
+    body = field(1, "wtest") + field(2, user) + (field(3, rhost) if rhost else b"")
+    body += struct.pack(">BH", 8, 4) + struct.pack(">I", 2)
+    return bytes([1, 1]) + body
+
+
+class ThreadSampler:
+    """Samples the daemon's thread count while a block runs."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.peak = 0
+        self.running = True
+
+    def __enter__(self):
+        import threading
+        self.thread = threading.Thread(target=self.sample)
+        self.thread.start()
+        return self
+
+    def sample(self):
+        while self.running:
+            self.peak = max(self.peak, thread_count(self.pid))
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+
+
+class ConnectionSlotTest(EnvTestCase):
+    """max_connections bounds the conversations that run at once, each on
+    a thread. Connections beyond it wait without one, and the free slots go
+    to waiting sources in turn."""
+
+    def hold_only_slot(self, env):
+        """Opens a conversation for alice and leaves it at its password
+        prompt, so it holds a slot until the socket is closed."""
+        holder = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.addCleanup(holder.close)
+        holder.settimeout(5)
+        holder.connect(env.socket)
+        holder.send(authenticate_request("alice"))
+        prompt = holder.recv(4096)
+        self.assertEqual(prompt[1], 0x10, "the holder is in its conversation, at the password prompt")
+        return holder
+
+    def test_connections_beyond_the_cap_wait_their_turn(self):
+        env = self.make_env(config={"daemon": {"max_connections": "2", "workers": "1"}})
+        env.start_daemon()
+        env.plant_user("alice", P1)
+        time.sleep(0.3)
+        idle_threads = thread_count(env.daemon.pid)
+        with ThreadSampler(env.daemon.pid) as sampler:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=12) as pool:
+                results = list(pool.map(lambda _: env.pam("alice", [P1]), range(12)))
+        self.assertEqual([r.code for r in results], [PAM_SUCCESS] * 12, "no connection is refused at the cap")
+        # Two conversation threads, plus two that have ended and are still
+        # exiting while their successors start; twelve without the cap.
+        self.assertLessEqual(sampler.peak, idle_threads + 4, "at most two conversation threads at once")
+        self.assertNotIn("Refused a connection", env.log())
+
+    def test_slot_goes_to_other_host_first(self):
+        """200 wrong passwords from one remote host hold both slots and
+        wait for them; a login from another host takes the next free slot
+        instead of waiting behind all of them (about 4 s here)."""
+        idle, r, codes = flood_other_host(self, {"max_connections": "2", "workers": "1"}, flood=200,
+                                          head_start=0.5)
+        self.assertEqual(r.code, PAM_SUCCESS, r)
+        self.assertLess(r.elapsed, 4 * idle + 1.0, "idle %.3fs, under flood %.3fs" % (idle, r.elapsed))
+        self.assertEqual(set(codes) - {PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL}, set(), codes)
+
+    def test_no_slot_within_queue_timeout(self):
+        """A conversation left at its prompt holds the only slot; the next
+        client gets PAM_AUTHINFO_UNAVAIL after queue_timeout, not at the
+        module's timeout."""
+        env = self.make_env(config={"daemon": {"max_connections": "1", "queue_timeout": "1"}})
+        env.start_daemon()
+        env.plant_user("alice", P1)
+        holder = self.hold_only_slot(env)
+        r = env.pam("alice", [P1])
+        self.assertEqual(r.code, PAM_AUTHINFO_UNAVAIL, r)
+        self.assertGreaterEqual(r.elapsed, 0.9)
+        self.assertLess(r.elapsed, 3.0, "answered at queue_timeout, before the module's own timeout of 5 s")
+        self.assertIn("no conversation slot within 1 s", env.log())
+        holder.close()
+        self.assertEqual(env.pam("alice", [P1]).code, PAM_SUCCESS, "the slot is free again once the holder left")
+
+    def test_waiting_connection_keeps_its_request(self):
+        """The request a connection sent while it waited stays in the
+        socket for its conversation: the login that waited succeeds once
+        the slot is free."""
+        env = self.make_env(config={"daemon": {"max_connections": "1"}})
+        env.start_daemon()
+        env.plant_user("alice", P1)
+        holder = self.hold_only_slot(env)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            waiting = pool.submit(env.pam, "alice", [P1], rhost="192.0.2.7")
+            time.sleep(0.5)
+            self.assertFalse(waiting.done(), "the second login waits while the slot is held")
+            holder.close()
+            r = waiting.result()
+        self.assertEqual(r.code, PAM_SUCCESS, r)
 
 
 if __name__ == "__main__":
