@@ -37,10 +37,11 @@ CTL_LIBS = $(shell pkg-config --libs $(PKGS_CTL))
 PROTOCOL_SRC := protocol/wire.cpp protocol/transport.cpp
 DAEMON_LIB_SRC := daemon/config.cpp daemon/sqlite_store.cpp daemon/password_hash.cpp daemon/hash_pool.cpp \
 	daemon/audit.cpp daemon/log.cpp daemon/daemon.cpp daemon/password_quality.cpp \
-	daemon/conversation.cpp daemon/server.cpp daemon/dbus_api.cpp daemon/totp.cpp daemon/host_key.cpp daemon/lockout.cpp daemon/attempt_gate.cpp
+	daemon/conversation.cpp daemon/server.cpp daemon/dbus_api.cpp daemon/totp.cpp daemon/host_key.cpp daemon/lockout.cpp daemon/attempt_gate.cpp \
+	daemon/secure_pool.cpp
 DAEMON_SRC := daemon/main.cpp
 MODULE_SRC := pam_module/pam_warden.cpp pam_module/args.cpp pam_module/client.cpp
-CTL_SRC := ctl/wardenctl.cpp ctl/command.cpp ctl/admin_client.cpp ctl/password_input.cpp ctl/totp_commands.cpp ctl/recovery_commands.cpp ctl/json.cpp daemon/totp.cpp daemon/password_quality.cpp daemon/password_hash.cpp
+CTL_SRC := ctl/wardenctl.cpp ctl/command.cpp ctl/admin_client.cpp ctl/password_input.cpp ctl/totp_commands.cpp ctl/recovery_commands.cpp ctl/json.cpp daemon/totp.cpp daemon/password_quality.cpp daemon/password_hash.cpp daemon/secure_pool.cpp
 
 obj = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(1))
 mobj = $(patsubst %.cpp,$(BUILD)/mobj/%.o,$(1))

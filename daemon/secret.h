@@ -1,13 +1,16 @@
-/* Memory for passwords, codes and keys: allocated with sodium_malloc
- * (guard pages, locked in RAM) and wiped with sodium_memzero on release.
- * Move-only; no conversion to std::string so a secret cannot reach a log. */
+/* Memory for passwords, codes and keys: taken from SecurePool and wiped
+ * with sodium_memzero on release. Secrets share chunks that have guard
+ * pages and are locked in RAM, but there is no guard page between two
+ * secrets in one chunk. Move-only; no conversion to std::string so a
+ * secret cannot reach a log. */
 #pragma once
+
+#include "daemon/secure_pool.h"
 
 #include <sodium.h>
 
 #include <cstddef>
 #include <cstring>
-#include <new>
 #include <string_view>
 #include <utility>
 
@@ -18,11 +21,8 @@ public:
     SecretBuffer() noexcept = default;
 
     /* Allocates capacity bytes; throws std::bad_alloc when sodium_malloc fails. */
-    explicit SecretBuffer(std::size_t capacity) : capacity_(capacity) {
-        data_ = static_cast<char *>(sodium_malloc(capacity ? capacity : 1));
-        if (!data_)
-            throw std::bad_alloc();
-    }
+    explicit SecretBuffer(std::size_t capacity)
+        : data_(static_cast<char *>(SecurePool::instance().allocate(capacity))), capacity_(capacity) {}
 
     static SecretBuffer copy_of(std::string_view value) {
         SecretBuffer buffer(value.size());
@@ -66,7 +66,7 @@ public:
 private:
     void release() noexcept {
         if (data_)
-            sodium_free(data_); /* sodium_free wipes before freeing */
+            SecurePool::instance().release(data_, capacity_); /* the pool wipes it */
         data_ = nullptr;
         size_ = capacity_ = 0;
     }

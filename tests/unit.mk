@@ -5,7 +5,7 @@
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 
-UNIT_NAMES := test_wire test_config test_password_hash test_args test_audit_escape test_hash_pool
+UNIT_NAMES := test_wire test_config test_password_hash test_args test_audit_escape test_hash_pool test_secure_pool
 UNIT_TESTS := $(patsubst %,$(BUILD)/tests/%,$(UNIT_NAMES))
 UNIT_OBJS := $(call obj,$(patsubst %,tests/unit/%.cpp,$(UNIT_NAMES)))
 
