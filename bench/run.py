@@ -492,12 +492,13 @@ class Bench:
         return result
 
     def load_overrides(self):
-        """Returns config keys for the load scenarios. The connection caps
-        are raised because all clients of one driver process are one peer
-        for wardend. queue_size and queue_timeout keep their defaults of 256
-        and 10 s."""
+        """Returns config keys for the load scenarios. The per-peer cap is
+        raised because all clients of one driver process are one peer for
+        wardend, where sshd would be one process per client.
+        max_connections (256), queue_size (256) and queue_timeout (10 s)
+        keep their defaults."""
         return {
-            "daemon": {"max_connections": "4000", "max_connections_per_peer": "4000"},
+            "daemon": {"max_connections_per_peer": "4000"},
             "lockout": {"deny": "1000", "rhost_deny": "100000", "fail_delay": "0"},
         }
 

@@ -1,9 +1,19 @@
 #include "daemon/hash_pool.h"
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <exception>
 
 namespace warden {
+namespace {
+
+/* How much lower than the rest of wardend a hash worker runs. */
+constexpr int kWorkerNice = 5;
+
+} // namespace
 
 struct HashPool::Task {
     enum class State { kQueued, kRunning, kDone, kCancelled, kEvicted };
@@ -93,6 +103,11 @@ HashPool::Outcome HashPool::run(std::function<void()> job, std::chrono::steady_c
 }
 
 void HashPool::worker_loop() {
+    /* Hashes yield the CPU to the short work of answering clients, so
+     * prompts and results stay prompt while every worker is busy. On
+     * Linux a thread's nice value is its own. */
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWorkerNice);
+    (void)::pthread_setname_np(::pthread_self(), "wardend-hash");
     std::unique_lock lock(mutex_);
     for (;;) {
         work_available_.wait(lock, [&] { return stopping_ || queued_ > 0; });

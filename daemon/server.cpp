@@ -375,7 +375,8 @@ void Server::expire(std::chrono::steady_clock::time_point now) {
             Waiting &waiting = line.front();
             daemon_.counters().connections_refused++;
             daemon_.counters().unavailable++;
-            log::warning("Responding to pid {} uid {} with PAM_AUTHINFO_UNAVAIL: no conversation slot within {} s",
+            log::warning("Responding to pid {} uid {} with PAM_AUTHINFO_UNAVAIL: timed out after {} s waiting for a "
+                         "conversation slot; raise max_connections if this recurs",
                          waiting.peer.pid, waiting.peer.uid, config->queue_timeout);
             refuse(waiting.fd.get());
             forget_waiting(waiting);

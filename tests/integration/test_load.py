@@ -177,7 +177,7 @@ class ConnectionSlotTest(EnvTestCase):
         self.assertEqual(prompt[1], 0x10, "the holder is in its conversation, at the password prompt")
         return holder
 
-    def test_connections_beyond_the_cap_wait_their_turn(self):
+    def test_over_cap_connections_wait(self):
         env = self.make_env(config={"daemon": {"max_connections": "2", "workers": "1"}})
         env.start_daemon()
         env.plant_user("alice", P1)
@@ -202,6 +202,24 @@ class ConnectionSlotTest(EnvTestCase):
         self.assertLess(r.elapsed, 4 * idle + 1.0, "idle %.3fs, under flood %.3fs" % (idle, r.elapsed))
         self.assertEqual(set(codes) - {PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL}, set(), codes)
 
+    def test_hash_workers_run_nicer(self):
+        """The hash workers run 5 nice levels below the other threads, so
+        prompts and results are answered promptly while every worker is
+        busy. Their name shows them in top -H and ps -L."""
+        env = self.make_env(config={"daemon": {"workers": "2"}})
+        env.start_daemon()
+        nice = {}
+        task_dir = "/proc/%d/task" % env.daemon.pid
+        for tid in os.listdir(task_dir):
+            with open(os.path.join(task_dir, tid, "stat")) as f:
+                stat = f.read()
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            nice.setdefault(name, set()).add(int(fields[16]))
+        base = os.getpriority(os.PRIO_PROCESS, env.daemon.pid)
+        self.assertEqual(nice.get("wardend-hash"), {min(base + 5, 19)}, nice)
+        self.assertEqual(set().union(*(v for k, v in nice.items() if k != "wardend-hash")), {base}, nice)
+
     def test_no_slot_within_queue_timeout(self):
         """A conversation left at its prompt holds the only slot; the next
         client gets PAM_AUTHINFO_UNAVAIL after queue_timeout, not at the
@@ -214,11 +232,11 @@ class ConnectionSlotTest(EnvTestCase):
         self.assertEqual(r.code, PAM_AUTHINFO_UNAVAIL, r)
         self.assertGreaterEqual(r.elapsed, 0.9)
         self.assertLess(r.elapsed, 3.0, "answered at queue_timeout, before the module's own timeout of 5 s")
-        self.assertIn("no conversation slot within 1 s", env.log())
+        self.assertIn("timed out after 1 s waiting for a conversation slot", env.log())
         holder.close()
         self.assertEqual(env.pam("alice", [P1]).code, PAM_SUCCESS, "the slot is free again once the holder left")
 
-    def test_waiting_connection_keeps_its_request(self):
+    def test_waiting_keeps_request(self):
         """The request a connection sent while it waited stays in the
         socket for its conversation: the login that waited succeeds once
         the slot is free."""
