@@ -25,6 +25,9 @@ constexpr const char *kCodePrompt = "Verification code: ";
 constexpr const char *kCombinedPrompt = "Password and verification code: ";
 constexpr const char *kGenericFailure = "Authentication failed";
 
+/* The store tally that all unknown user names share. */
+constexpr const char *kUnknownUsersTally = "unknown-users";
+
 /* A deny count no tally reaches. */
 constexpr unsigned kNeverLocks = 1000000000;
 
@@ -369,7 +372,9 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
             if (!count_failure(keys, attempt, AuditReason::kPassword, password.view()))
                 return fail_unavailable("store write failed");
             counted = true;
-            sleep_ms(failure_delay(attempt));
+            if (!known)
+                count_unknown_name();
+            sleep_ms(failure_delay(keys, attempt));
             Answer a = ask(kPasswordPrompt, true, password);
             if (a == Answer::kAbandoned)
                 return;
@@ -403,12 +408,21 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         return fail_unavailable("stored hash refused");
     }
     if (!known) {
-        if (!counted && !count_failure(keys, attempt, AuditReason::kUnknownUser, {}))
-            return fail_unavailable("store write failed");
+        /* Answered like an enrolled user with that many failures: after the
+         * same growing delay, and once the name's own tally is locked,
+         * after the short delay of a locked user and without a count. */
+        LockRule rule{config_->deny, config_->fail_interval, config_->unlock_time};
+        unknown_name_ = daemon_.unknown_names().read(context_.user, daemon_.now(), rule);
+        bool mirror_locked = !unknown_counted_ && lock_end(unknown_name_, daemon_.now(), rule).has_value();
+        if (!mirror_locked) {
+            if (!counted && !count_failure(keys, attempt, AuditReason::kUnknownUser, {}))
+                return fail_unavailable("store write failed");
+            count_unknown_name();
+        }
         daemon_.counters().auth_failure++;
         audit({AuditEvent::kAuthFailure, false, AuditReason::kUnknownUser}, context_);
         report_locks(keys, attempt);
-        sleep_ms(failure_delay(attempt));
+        sleep_ms(mirror_locked ? failure_delay_ms(1, config_->fail_delay) : failure_delay(keys, attempt));
         return send_result(PAM_USER_UNKNOWN, kGenericFailure);
     }
 
@@ -602,7 +616,7 @@ std::vector<std::pair<TallyKey, LockRule>> Conversation::tallies(bool known) con
      * same disk sync as a known user's count, so the time to the answer
      * does not tell them apart. */
     if (!known)
-        keys.push_back({{TallyKey::Kind::kBucket, "unknown-users"}, {kNeverLocks, c.fail_interval, c.unlock_time}});
+        keys.push_back({{TallyKey::Kind::kBucket, kUnknownUsersTally}, {kNeverLocks, c.fail_interval, c.unlock_time}});
     return keys;
 }
 
@@ -627,11 +641,24 @@ bool Conversation::pass_gate(const TallyKeys &keys, AttemptResult &attempt, Gate
     return false;
 }
 
-unsigned Conversation::failure_delay(const AttemptResult &attempt) const {
-    std::uint32_t max_failures = 1;
-    for (const Tally &tally : attempt.after)
-        max_failures = std::max(max_failures, tally.failures);
+unsigned Conversation::failure_delay(const TallyKeys &keys, const AttemptResult &attempt) const {
+    /* The tally that all unknown names share is left out: its count would
+     * set unknown names apart from enrolled ones. */
+    std::uint32_t max_failures = std::max<std::uint32_t>(1, unknown_name_.failures);
+    for (std::size_t i = 0; i < attempt.after.size() && i < keys.size(); i++) {
+        if (keys[i].first.kind == TallyKey::Kind::kBucket && keys[i].first.name == kUnknownUsersTally)
+            continue;
+        max_failures = std::max(max_failures, attempt.after[i].failures);
+    }
     return failure_delay_ms(max_failures, config_->fail_delay);
+}
+
+void Conversation::count_unknown_name() {
+    if (unknown_counted_)
+        return;
+    unknown_counted_ = true;
+    LockRule rule{config_->deny, config_->fail_interval, config_->unlock_time};
+    unknown_name_ = daemon_.unknown_names().add_failure(context_.user, daemon_.now(), rule);
 }
 
 void Conversation::report_locks(const std::vector<std::pair<TallyKey, LockRule>> &keys,
@@ -667,7 +694,7 @@ void Conversation::refuse_attempt(AuditReason reason, const std::vector<std::pai
     unsigned delay = failure_delay_ms(1, config_->fail_delay);
     if (keys && attempt) {
         report_locks(*keys, *attempt);
-        delay = failure_delay(*attempt);
+        delay = failure_delay(*keys, *attempt);
     }
     sleep_ms(delay);
     send_result(PAM_AUTH_ERR, kGenericFailure);
@@ -794,7 +821,7 @@ void Conversation::handle_change_password(const wire::Frame &request) {
             audit({AuditEvent::kPasswordChanged, false, reason}, context_);
             if (!attempt.blocked)
                 report_locks(keys, attempt);
-            sleep_ms(attempt.blocked ? failure_delay_ms(1, config_->fail_delay) : failure_delay(attempt));
+            sleep_ms(attempt.blocked ? failure_delay_ms(1, config_->fail_delay) : failure_delay(keys, attempt));
             return send_result(PAM_AUTH_ERR, kGenericFailure);
         }
         if (settle_success(keys) != StoreStatus::kOk ||

@@ -68,7 +68,12 @@ private:
      * attempt may go ahead or attempt.blocked says it is locked. */
     bool pass_gate(const TallyKeys &keys, AttemptResult &attempt, GatePlace &place);
     /* The wait before a failure is answered, from the counts after it. */
-    unsigned failure_delay(const AttemptResult &attempt) const;
+    /* Returns the delay before answering a failure, from the tallies in
+     * attempt and, for a name nobody enrolled, its in-memory tally. */
+    unsigned failure_delay(const TallyKeys &keys, const AttemptResult &attempt) const;
+    /* Counts a failure of an unknown name in its in-memory tally, once per
+     * request, unless that tally is locked. */
+    void count_unknown_name();
     /* Logs and audits each lock that this attempt's count started. */
     void report_locks(const std::vector<std::pair<TallyKey, LockRule>> &keys, const AttemptResult &attempt);
     /* Audits a failed attempt, waits the failure delay and sends PAM_AUTH_ERR. */
@@ -116,6 +121,8 @@ private:
     AuditContext context_;
     std::uint32_t flags_ = 0;
     uid_t caller_uid_ = 0; /* whose tighter limit applies: see dispatch() */
+    Tally unknown_name_;   /* in-memory tally of an unknown user name */
+    bool unknown_counted_ = false;
     int prompts_ = 0;
     bool result_sent_ = false;
 };

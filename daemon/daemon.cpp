@@ -85,6 +85,8 @@ namespace {
 /* Remembered wrong passwords per user, and users tracked at once. */
 constexpr std::size_t kRecentPerUser = 8;
 constexpr std::size_t kRecentUsers = 4096;
+/* Unknown names whose failures are remembered at once. */
+constexpr std::size_t kUnknownNames = 65536;
 
 } // namespace
 
@@ -114,6 +116,41 @@ bool RecentFailures::seen_before(const std::string &user, std::string_view passw
     if (list.size() > kRecentPerUser)
         list.pop_front();
     return false;
+}
+
+UnknownNameTallies::UnknownNameTallies() : key_(crypto_generichash_KEYBYTES, '\0') {
+    randombytes_buf(key_.data(), key_.size());
+}
+
+std::string UnknownNameTallies::digest(std::string_view name) const {
+    unsigned char out[16];
+    crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char *>(name.data()), name.size(),
+                       reinterpret_cast<const unsigned char *>(key_.data()), key_.size());
+    return std::string(reinterpret_cast<const char *>(out), sizeof out);
+}
+
+Tally UnknownNameTallies::read(std::string_view name, std::int64_t now, const LockRule &rule) {
+    std::string d = digest(name);
+    std::lock_guard lock(mutex_);
+    auto it = tallies_.find(d);
+    if (it == tallies_.end())
+        return {};
+    /* A lock that ended, like an enrolled user's, leaves a fresh tally. */
+    if (it->second.locked_until && !lock_end(it->second, now, rule)) {
+        tallies_.erase(it);
+        return {};
+    }
+    return it->second;
+}
+
+Tally UnknownNameTallies::add_failure(std::string_view name, std::int64_t now, const LockRule &rule) {
+    std::string d = digest(name);
+    std::lock_guard lock(mutex_);
+    if (tallies_.size() >= kUnknownNames && !tallies_.count(d))
+        tallies_.clear(); /* forget everything rather than grow without bound */
+    Tally &tally = tallies_[d];
+    tally = warden::add_failure(tally, now, rule);
+    return tally;
 }
 
 bool make_dummy_hash(const Argon2Policy &policy, std::string &ret_hash) {

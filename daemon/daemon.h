@@ -5,6 +5,7 @@
 #include "daemon/config.h"
 #include "daemon/hash_pool.h"
 #include "daemon/host_key.h"
+#include "daemon/lockout.h"
 #include "daemon/password_hash.h"
 #include "daemon/store.h"
 
@@ -51,6 +52,28 @@ private:
     std::map<std::string, std::deque<Entry>> entries_;
 };
 
+/* Failure tallies of names nobody enrolled, kept in memory under a keyed
+ * hash of the name. They follow the lockout rule of enrolled users, so an
+ * unknown name is answered after the same growing delay, and with the same
+ * lock, as an enrolled one. Without them the delay would tell the two
+ * apart. */
+class UnknownNameTallies {
+public:
+    UnknownNameTallies();
+
+    /* Returns the tally of name at now, for check before an attempt. */
+    Tally read(std::string_view name, std::int64_t now, const LockRule &rule);
+    /* Counts one failure of name at now and returns the new tally. */
+    Tally add_failure(std::string_view name, std::int64_t now, const LockRule &rule);
+
+private:
+    std::string digest(std::string_view name) const;
+
+    std::mutex mutex_;
+    std::string key_;
+    std::map<std::string, Tally> tallies_;
+};
+
 class Daemon {
 public:
     Daemon(std::shared_ptr<const Config> config, std::unique_ptr<Store> store, HostKey key, std::string dummy_hash);
@@ -65,6 +88,7 @@ public:
     HashPool &pool() noexcept { return *pool_; }
     Counters &counters() noexcept { return counters_; }
     RecentFailures &recent_failures() noexcept { return recent_failures_; }
+    UnknownNameTallies &unknown_names() noexcept { return unknown_names_; }
     AttemptGate &gate() noexcept { return gate_; }
     /* The hash unknown and locked users are checked against. */
     std::string dummy_hash() const;
@@ -96,6 +120,7 @@ private:
     std::string clock_file_;
     Counters counters_;
     RecentFailures recent_failures_;
+    UnknownNameTallies unknown_names_;
     AttemptGate gate_;
     std::int64_t start_time_;
 };

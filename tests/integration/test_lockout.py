@@ -139,6 +139,26 @@ class LockoutTest(LockoutTestCase):
         self.assertGreater(times[2], times[0] + 0.5, times)
         self.assertLess(times[3], 3.0, "capped at fail_delay: %r" % times)
 
+    def test_unknown_name_delay_matches_enrolled(self):
+        """Failures of other unknown names do not slow a new unknown name
+        down: each name is answered after the delay an enrolled user with
+        its count of failures would get, including once locked."""
+        env = self.make_lock_env({"deny": "3", "fail_delay": "2"})
+        for i in range(6):
+            self.assertCode(env.pam("nobody%d" % i, ["wrong %d" % i]), PAM_USER_UNKNOWN)
+        enrolled, unknown = [], []
+        for i in range(4):
+            enrolled.append(env.pam("alice", ["alice wrong %d" % i]).elapsed)
+            unknown.append(env.pam("carol", ["carol wrong %d" % i]).elapsed)
+        for attempt in range(4):
+            self.assertAlmostEqual(unknown[attempt], enrolled[attempt], delta=0.4,
+                                   msg="attempt %d: enrolled %r, unknown %r" % (attempt + 1, enrolled, unknown))
+        # The third failure locks alice; the fourth attempt is refused
+        # after the short delay, and so is carol's.
+        self.assertGreater(enrolled[2], enrolled[0] + 0.5, enrolled)
+        self.assertLess(enrolled[3], enrolled[2], enrolled)
+        self.assertEqual(self.tally(env)[0], 3)
+
 
 class LockedCodeTest(LockoutTestCase):
     def test_locked_user_code_not_consumed(self):
