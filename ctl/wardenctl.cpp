@@ -292,15 +292,30 @@ void command_user_remove(const Invocation &invocation) {
 void command_unlock(const Invocation &invocation) {
     const std::string &name = user_argument(invocation);
     AdminClient client;
-    client.call("unlock user " + quoted(name), "Unlock", "s", name.c_str());
-    print_done(invocation, name, "Unlocked user " + quoted(name) + " and cleared the failure count.");
+    MessagePtr reply = client.call("unlock user " + quoted(name), "Unlock", "s", name.c_str());
+    int enrolled = 0;
+    int cleared = 0;
+    check_read(sd_bus_message_read(reply.get(), "bb", &enrolled, &cleared), "Unlock");
+    std::string text;
+    if (enrolled)
+        text = cleared ? "Unlocked user " + quoted(name) + " and cleared the failure count."
+                       : "User " + quoted(name) + " had no failures or lock to clear.";
+    else
+        text = cleared ? "Cleared the limit on su, sudo and screen lockers run by " + quoted(name) +
+                                 " (not enrolled)."
+                       : quoted(name) + " is not enrolled and had no failures to clear.";
+    print_done(invocation, name, text);
 }
 
 void command_unlock_host(const Invocation &invocation) {
     const std::string &host = invocation.arguments.at(0);
     AdminClient client;
-    client.call("unthrottle remote host " + quoted(host), "UnlockHost", "s", host.c_str());
-    print_done(invocation, host, "Cleared the failure count of remote host " + quoted(host) + ".");
+    MessagePtr reply = client.call("unthrottle remote host " + quoted(host), "UnlockHost", "s", host.c_str());
+    int cleared = 0;
+    check_read(sd_bus_message_read(reply.get(), "b", &cleared), "UnlockHost");
+    print_done(invocation, host,
+               cleared ? "Cleared the failure count of remote host " + quoted(host) + "."
+                       : "Remote host " + quoted(host) + " had no failures to clear.");
 }
 
 void command_user_list(const Invocation &invocation) {

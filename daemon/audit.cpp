@@ -203,6 +203,8 @@ void send_entry(const AuditRecord &record, const AuditContext &context, std::uin
         } else if (record.event == AuditEvent::kAuthSuccess) {
             message = "pam_warden(" + service + ":auth): authentication success; uid=" + uid + " tty=" +
                       tty + " ruser=" + ruser + " rhost=" + rhost + " user=" + user;
+        } else if (record.event == AuditEvent::kUnlock && context.user.empty()) {
+            message = "cleared the failure count of remote host " + escape_for_log(context.rhost, 128);
         } else {
             message = describe(record, "'" + escape_for_log(context.user, 64) + "'", uid,
                                context.peer_pid ? std::to_string(context.peer_pid) : "?", count);
@@ -273,12 +275,17 @@ void send_entry(const AuditRecord &record, const AuditContext &context, std::uin
          * running, so without its socket the entry goes to the operational
          * log instead of nowhere. */
         if (::access(kJournalSocket, F_OK) != 0) {
-            log::info("audit {} {}: {}", info.name, record.success ? "success" : "failure", message);
+            log::info("audit {} {} reason={}: {}", info.name, record.success ? "success" : "failure",
+                      audit_reason_string(record.reason), message);
             return;
         }
+        /* A socket file whose journald is gone refuses the entry: it goes
+         * to the operational log whole, so nothing of it is lost. */
         int r = sd_journal_sendv(iov, n);
         if (r < 0)
-            log::error("Failed to send audit event '{}' to journald: {}", info.name, std::strerror(-r));
+            log::error("Failed to send audit event '{}' to journald: {}; the event was {} reason={}: {}", info.name,
+                       std::strerror(-r), record.success ? "success" : "failure", audit_reason_string(record.reason),
+                       message);
     } catch (...) {
         log::error("Failed to build an audit event: out of memory");
     }

@@ -86,7 +86,7 @@ struct AuditRecord {
     AuditEvent event;
     bool success = false;
     AuditReason reason = AuditReason::kNone;
-    std::string factor;  /* WARDEN_FACTOR for enroll, confirm and remove */
+    std::string factor;  /* WARDEN_FACTOR: the factor enrolled, confirmed or removed, or those a login passed */
     std::string detail;  /* free text appended to MESSAGE; never a secret */
     AuditEvent summarised = AuditEvent::kAuthFailure; /* for kSummary: the event counted */
 };

@@ -381,6 +381,35 @@ void check_not_writable_by_others(const Config &c, const std::string &what, cons
                            "), expected no write access beyond its owner");
 }
 
+/* Checks every directory above file: another user who could write to one
+ * of them could swap the file for their own. A sticky directory such as
+ * /tmp is accepted, since other users may not rename or remove an entry in
+ * it that they do not own. */
+void check_parent_directories(const Config &c, const std::string &what, const std::string &file,
+                              std::vector<std::string> &problems) {
+    char *resolved = ::realpath(file.c_str(), nullptr);
+    if (!resolved)
+        return; /* a missing file gets its own problem */
+    std::string dir(resolved);
+    std::free(resolved);
+    while (dir.size() > 1) {
+        std::size_t slash = dir.rfind('/');
+        dir = slash == 0 ? std::string("/") : dir.substr(0, slash);
+        struct stat st;
+        if (::stat(dir.c_str(), &st) < 0)
+            continue;
+        if (!trusted_owner(c, st.st_uid)) {
+            problems.push_back(what + ": directory '" + dir + "' is owned by uid " + std::to_string(st.st_uid) +
+                               ", expected " + owner_text(c));
+        } else if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+            char mode[8];
+            std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+            problems.push_back(what + ": directory '" + dir + "' is writable by group or others (mode " + mode +
+                               "); run 'chmod go-w " + dir + "'");
+        }
+    }
+}
+
 } // namespace
 
 unsigned Config::effective_workers() const noexcept {
@@ -436,6 +465,7 @@ void check_config_files(const Config &c, std::vector<std::string> &problems) {
                                "' is accessible by group or others, expected mode 0600 or 0400");
     }
 
+    check_parent_directories(c, c.path + ": [daemon] key_file", c.key_file, problems);
     if (::stat(c.state_directory.c_str(), &st) < 0) {
         if (errno != ENOENT)
             problems.push_back(c.path + ": [daemon] state_directory: cannot inspect '" + c.state_directory +
@@ -447,6 +477,7 @@ void check_config_files(const Config &c, std::vector<std::string> &problems) {
     } else {
         check_not_writable_by_others(c, c.path + ": [daemon] state_directory", c.state_directory, st,
                                      problems);
+        check_parent_directories(c, c.path + ": [daemon] state_directory", c.state_directory, problems);
     }
 }
 
@@ -477,6 +508,7 @@ bool load_config(const std::string &path, Config &ret_config, std::vector<std::s
     struct stat st;
     if (::stat(path.c_str(), &st) == 0)
         check_not_writable_by_others(config, path, path, st, ret_problems);
+    check_parent_directories(config, path, path, ret_problems);
     check_config_files(config, ret_problems);
 
     ret_config = config;

@@ -408,9 +408,9 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         return fail_unavailable("stored hash refused");
     }
     if (!known) {
-        /* Answered like an enrolled user with that many failures: after the
-         * same growing delay, and once the name's own tally is locked,
-         * after the short delay of a locked user and without a count. */
+        /* The response matches an enrolled user with that many failures:
+         * the same growing delay, and once the name's own tally is locked,
+         * the short delay of a locked user and no count. */
         LockRule rule{config_->deny, config_->fail_interval, config_->unlock_time};
         unknown_name_ = daemon_.unknown_names().read(context_.user, daemon_.now(), rule);
         bool mirror_locked = !unknown_counted_ && lock_end(unknown_name_, daemon_.now(), rule).has_value();
@@ -488,7 +488,12 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         log::info("Re-hashed the password of user '{}' at the configured Argon2 cost", context_.user);
     daemon_.counters().auth_success++;
     log::debug("Authenticated user '{}' for service '{}'", context_.user, escape_for_log(context_.service, 64));
-    audit({AuditEvent::kAuthSuccess, true}, context_);
+    /* The factors checked, so the journal separates a password-only
+     * login from one with a code. */
+    std::string factors = want_password ? "password" : "";
+    if (second == FactorOutcome::kAccepted)
+        factors += (factors.empty() ? "" : "+") + accepted_factor_;
+    audit({AuditEvent::kAuthSuccess, true, AuditReason::kNone, factors}, context_);
     send_result(PAM_SUCCESS);
 }
 
@@ -560,6 +565,7 @@ Conversation::FactorOutcome Conversation::check_second_factor(const SecondFactor
         if (match.offset != 0)
             log::info("Accepted a TOTP code for user '{}' {} step(s) off the current one", context_.user,
                       match.offset);
+        accepted_factor_ = "totp";
         return FactorOutcome::kAccepted;
     }
     if (factor.recovery_left > 0 && normalize_recovery_code(code, recovery)) {
@@ -578,6 +584,7 @@ Conversation::FactorOutcome Conversation::check_second_factor(const SecondFactor
         audit({AuditEvent::kRecoveryUsed, true, AuditReason::kNone, "recovery",
                std::to_string(factor.recovery_left - 1) + " left"},
               context_);
+        accepted_factor_ = "recovery";
         return FactorOutcome::kAccepted;
     }
     return FactorOutcome::kWrong;

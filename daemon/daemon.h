@@ -52,7 +52,7 @@ private:
     std::map<std::string, std::deque<Entry>> entries_;
 };
 
-/* Failure tallies of names nobody enrolled, kept in memory under a keyed
+/* Failure tallies of names that are not enrolled, kept in memory under a keyed
  * hash of the name. They follow the lockout rule of enrolled users, so an
  * unknown name is answered after the same growing delay, and with the same
  * lock, as an enrolled one. Without them the delay would tell the two

@@ -448,19 +448,44 @@ int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error) {
             return r;
         if (int r = check_name(name, error); r < 0)
             return r;
-        StoreStatus st = daemon.store().clear_tally({TallyKey::Kind::kUser, name});
+        bool enrolled = true;
+        bool cleared = false;
+        StoreStatus st = daemon.store().clear_tally({TallyKey::Kind::kUser, name}, cleared);
+        std::optional<uid_t> uid = uid_of(name);
+        /* A user who is not enrolled may still have run su or sudo, which
+         * count against their uid's tighter limit. */
+        if (st == StoreStatus::kNotFound && uid) {
+            enrolled = false;
+            st = StoreStatus::kOk;
+        }
         if (st != StoreStatus::kOk)
             return store_error(daemon, st, name, "unlock", error);
         /* The user's own programs (a screen locker, su, sudo) have their
          * uid's tally; an unlocked user must be able to use them too. */
-        if (std::optional<uid_t> uid = uid_of(name)) {
-            st = daemon.store().clear_tally({TallyKey::Kind::kBucket, "uid:" + std::to_string(*uid)});
+        if (uid) {
+            bool cleared_uid = false;
+            st = daemon.store().clear_tally({TallyKey::Kind::kBucket, "uid:" + std::to_string(*uid)}, cleared_uid);
             if (st != StoreStatus::kOk)
                 return store_error(daemon, st, name, "unlock", error);
+            cleared = cleared || cleared_uid;
         }
-        log::info("Unlocked user '{}' and cleared the failure count (by uid {})", name, caller.uid);
-        audit({AuditEvent::kUnlock, true}, admin_context(name, caller));
-        return sd_bus_reply_method_return(m, "");
+        log::info("Unlocked {} '{}' and cleared its failure counts (by uid {}): {}",
+                  enrolled ? "user" : "the caller limit of", name, caller.uid,
+                  cleared ? "there were failures" : "there were none");
+        audit({AuditEvent::kUnlock, true, AuditReason::kNone, {}, enrolled ? "" : "caller limit only, not enrolled"},
+              admin_context(name, caller));
+        return sd_bus_reply_method_return(m, "bb", enrolled, cleared);
+    });
+}
+
+/* Returns whether host looks like what sshd passes as PAM_RHOST: an IPv4
+ * or IPv6 address (with an optional zone) or a host name. */
+bool plausible_host(std::string_view host) {
+    if (host.empty() || host.size() > kMaxRhostSize)
+        return false;
+    return std::all_of(host.begin(), host.end(), [](char ch) {
+        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+               ch == '-' || ch == ':' || ch == '_' || ch == '%';
     });
 }
 
@@ -474,17 +499,21 @@ int method_unlock_host(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         if (int r = sd_bus_message_read(m, "s", &rhost); r < 0)
             return r;
         std::string_view host(rhost);
-        if (host.empty() || host.size() > kMaxRhostSize)
-            return sd_bus_error_setf(error, kErrorInvalidArgument, "Invalid remote host, refusing.");
-        StoreStatus st = daemon.store().clear_tally({TallyKey::Kind::kBucket, "rhost:" + std::string(host)});
+        if (!plausible_host(host))
+            return sd_bus_error_setf(error, kErrorInvalidArgument,
+                                     "Invalid remote host '%s': expected an IP address or host name.",
+                                     escape_for_log(host, 128).c_str());
+        bool cleared = false;
+        StoreStatus st =
+                daemon.store().clear_tally({TallyKey::Kind::kBucket, "rhost:" + std::string(host)}, cleared);
         if (st != StoreStatus::kOk)
             return store_error(daemon, st, "-", "unthrottle a host for", error);
-        log::info("Cleared the failure count of remote host '{}' (by uid {})", escape_for_log(host, 128),
-                  caller.uid);
+        log::info("Cleared the failure count of remote host '{}' (by uid {}): {}", host, caller.uid,
+                  cleared ? "there were failures" : "there were none");
         AuditContext context = admin_context({}, caller);
         context.rhost = std::string(host);
-        audit({AuditEvent::kUnlock, true, AuditReason::kNone, {}, "remote host"}, context);
-        return sd_bus_reply_method_return(m, "");
+        audit({AuditEvent::kUnlock, true}, context);
+        return sd_bus_reply_method_return(m, "b", cleared);
     });
 }
 
@@ -681,8 +710,8 @@ const sd_bus_vtable kVtable[] = {
     SD_BUS_METHOD("SetPassword", "ss", "", method_set_password, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("RemoveUser", "s", "", method_remove_user, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("ListUsers", "", "as", method_list_users, SD_BUS_VTABLE_UNPRIVILEGED),
-    SD_BUS_METHOD("Unlock", "s", "", method_unlock, SD_BUS_VTABLE_UNPRIVILEGED),
-    SD_BUS_METHOD("UnlockHost", "s", "", method_unlock_host, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("Unlock", "s", "bb", method_unlock, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("UnlockHost", "s", "b", method_unlock_host, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("GetTotpPolicy", "", "uus", method_get_totp_policy, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("EnrollTotp", "saysb", "", method_enroll_totp, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("ConfirmTotp", "ss", "", method_confirm_totp, SD_BUS_VTABLE_UNPRIVILEGED),

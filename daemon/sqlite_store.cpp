@@ -508,7 +508,20 @@ public:
     }
 
     StoreStatus clear_tally(const TallyKey &key) override {
+        bool cleared = false;
+        return clear_tally(key, cleared);
+    }
+
+    StoreStatus clear_tally(const TallyKey &key, bool &ret_cleared) override {
         std::lock_guard lock(mutex_);
+        ret_cleared = false;
+        if (key.kind == TallyKey::Kind::kUser) {
+            Tally before;
+            StoreStatus st = read_tally(key, before);
+            if (st != StoreStatus::kOk)
+                return st;
+            ret_cleared = before.failures > 0 || before.locked_until.has_value();
+        }
         Cached s = prepare(key.kind == TallyKey::Kind::kUser
                                       ? "UPDATE users SET failures = 0, first_failure = NULL, locked_until = NULL"
                                         " WHERE name = ?1"
@@ -519,6 +532,8 @@ public:
         StoreStatus status = step_done(s.get());
         if (status == StoreStatus::kOk && key.kind == TallyKey::Kind::kUser && sqlite3_changes(db_.get()) == 0)
             return StoreStatus::kNotFound;
+        if (status == StoreStatus::kOk && key.kind == TallyKey::Kind::kBucket)
+            ret_cleared = sqlite3_changes(db_.get()) > 0;
         return status;
     }
 

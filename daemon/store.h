@@ -136,6 +136,10 @@ public:
     /* Clears failures and lock: wardenctl unlock, or a successful login. */
     virtual StoreStatus clear_tally(const TallyKey &key) = 0;
 
+    /* Like clear_tally, and sets ret_cleared when the tally had a failure
+     * or a lock to clear. */
+    virtual StoreStatus clear_tally(const TallyKey &key, bool &ret_cleared) = 0;
+
     /* The last error text of the backend, for the operational log. */
     virtual std::string last_error() const = 0;
 };

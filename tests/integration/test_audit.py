@@ -5,11 +5,13 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import unittest
 
-from warden_env import (EnvTestCase, MODULE, PAM_AUTH_ERR, PAM_SUCCESS, ROOT, requires_journal, requires_root)
+from warden_env import (EnvTestCase, MODULE, PAM_AUTH_ERR, PAM_SUCCESS, ROOT, WARDEND, requires_journal,
+                        requires_root)
 
 P1 = "correct horse battery staple"
 S1 = b"12345678901234567890"
@@ -65,6 +67,7 @@ class AuthEventTest(EnvTestCase):
         self.assertEqual(e["WARDEN_PEER_UID"], str(os.geteuid()))
         self.assertTrue(e["WARDEN_PEER_PID"].isdigit())
         self.assertEqual(e["PRIORITY"], "6")
+        self.assertEqual(e["WARDEN_FACTOR"], "password+totp")
         self.assertNotIn("WARDEN_REASON", e)
 
     def test_failure_reasons(self):
@@ -208,6 +211,37 @@ class AdminEventTest(EnvTestCase):
         messages = [e["MESSAGE"] for e in ops]
         self.assertTrue(any(m.startswith("wardend 0.1.0 started") for m in messages), messages)
         self.assertIn("wardend stopped", messages)
+
+
+@requires_root
+class DeadJournalTest(EnvTestCase):
+    def test_refused_entry_goes_to_log(self):
+        """journald's socket file is there but nothing listens on it: the
+        audit entry that journald refuses goes whole to the operational
+        log."""
+        if not os.path.isdir("/run/systemd/journal") or not shutil.which("unshare"):
+            self.skipTest("needs /run/systemd/journal and unshare")
+        env = self.make_env()
+        dead = os.path.join(env.dir, "dead-journal")
+        os.mkdir(dead)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        listener.bind(os.path.join(dead, "socket"))
+        listener.close()
+        log = open(env.log_path, "ab")
+        script = 'mount --bind "$1" /run/systemd/journal && exec "$2" --config "$3"'
+        env.daemon = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                                       dead, WARDEND, env.config_path], stdout=log, stderr=log, env=env.env())
+        env.daemon_pids.add(env.daemon.pid)
+        log.close()
+        env.wait_ready()
+        env.plant_user("alice", P1)
+        self.assertEqual(env.pam("alice", ["not the password"], rhost="192.0.2.9").code, PAM_AUTH_ERR)
+        lines = [line for line in env.log().splitlines() if "Failed to send audit event 'auth'" in line]
+        self.assertEqual(len(lines), 1, env.log())
+        self.assertIn("reason=password", lines[0])
+        self.assertIn("rhost=192.0.2.9", lines[0])
+        self.assertIn("user=alice", lines[0])
+        self.assertNotIn("not the password", env.log())
 
 
 @requires_journal

@@ -101,6 +101,22 @@ class CheckConfigTest(EnvTestCase):
         self.assertIn("[daemon] state_directory: '%s' is writable by group or others" % env.state, r.stdout)
         self.assertIn("%s: '%s' is writable by group or others" % (env.config_path, env.config_path), r.stdout)
 
+    def test_writable_parent_directory(self):
+        """A directory above the config or key file that others may write
+        lets them swap the file: refused, naming the directory. A sticky
+        one such as /tmp is accepted."""
+        env = self.env
+        parent = os.path.dirname(os.path.realpath(env.config_path))
+        original = os.stat(parent).st_mode & 0o7777
+        self.addCleanup(os.chmod, parent, original)
+        self.assertEqual(check_config(env).returncode, 0, "the test directory starts out safe")
+        os.chmod(parent, 0o777)
+        r = check_config(env)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("directory '%s' is writable by group or others (mode 0777)" % parent, r.stdout)
+        os.chmod(parent, 0o1777)
+        self.assertEqual(check_config(env).returncode, 0, check_config(env).stdout)
+
     def test_refuses_to_start(self):
         self.env.write_config(open(self.env.config_path).read() + "bogus = 1\n")
         self.env.start_daemon(expect_ready=False)

@@ -2,6 +2,7 @@
 it must get."""
 
 import os
+import pwd
 import socket
 import struct
 import subprocess
@@ -171,6 +172,29 @@ class UnlockTest(EnvTestCase):
         self.assertEqual(env.ctl("unlock", "nobody").returncode, 0)
         self.assertEqual(env.pam("nobody", [P1], as_user="nobody").code, PAM_SUCCESS)
 
+    @requires_root
+    def test_unlock_unenrolled_caller(self):
+        """A user who is not enrolled and fails su or a screen locker twice is
+        held by the caller limit; unlocking the name clears it."""
+        env = self.make_env(bus=True, config={"daemon": {"dbus": "system"},
+                                              "lockout": {"deny": "5", "local_deny": "2"}})
+        env.start_daemon()
+        uid = pwd.getpwnam("nobody").pw_uid
+        for i in range(2):
+            env.pam("nobody", ["wrong %d" % i], as_user="nobody")
+        bucket = "uid:%d" % uid
+        rows = env.db().execute("SELECT failures FROM throttle WHERE bucket = ?", (bucket,)).fetchall()
+        self.assertEqual(rows, [(2,)])
+        r = env.ctl("unlock", "nobody")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(),
+                         "Cleared the limit on su, sudo and screen lockers run by 'nobody' (not enrolled).")
+        self.assertEqual(env.db().execute("SELECT 1 FROM throttle WHERE bucket = ?", (bucket,)).fetchall(), [])
+        r = env.ctl("unlock", "nobody")
+        self.assertEqual(r.stdout.strip(), "'nobody' is not enrolled and had no failures to clear.")
+        r = env.ctl("unlock", "no-such-user-here")
+        self.assertNotEqual(r.returncode, 0)
+
     def test_unlock_host(self):
         env = self.make_env(bus=True, config={"daemon": {"dbus": "system"},
                                               "lockout": {"deny": "50", "rhost_deny": "2"}})
@@ -181,7 +205,13 @@ class UnlockTest(EnvTestCase):
         self.assertEqual(env.pam("alice", [P1], rhost="203.0.113.4").code, PAM_AUTH_ERR)
         r = env.ctl("unlock-host", "203.0.113.4")
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), "Cleared the failure count of remote host '203.0.113.4'.")
         self.assertEqual(env.pam("alice", [P1], rhost="203.0.113.4").code, PAM_SUCCESS)
+        r = env.ctl("unlock-host", "203.0.113.4")
+        self.assertEqual(r.stdout.strip(), "Remote host '203.0.113.4' had no failures to clear.")
+        r = env.ctl("unlock-host", "not a host!")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Invalid remote host 'not a host!'", r.stderr)
 
 
 class SocketTrustTest(EnvTestCase):

@@ -141,8 +141,8 @@ class LockoutTest(LockoutTestCase):
 
     def test_unknown_name_delay_matches_enrolled(self):
         """Failures of other unknown names do not slow a new unknown name
-        down: each name is answered after the delay an enrolled user with
-        its count of failures would get, including once locked."""
+        down: the response to each name comes after the delay an enrolled
+        user with its count of failures would get, including once locked."""
         env = self.make_lock_env({"deny": "3", "fail_delay": "2"})
         for i in range(6):
             self.assertCode(env.pam("nobody%d" % i, ["wrong %d" % i]), PAM_USER_UNKNOWN)
