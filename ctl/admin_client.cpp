@@ -49,6 +49,12 @@ std::string describe_call_error(const BusError &bus_error, int r) {
     if (bus_error.has_name(SD_BUS_ERROR_SERVICE_UNKNOWN) || bus_error.has_name(SD_BUS_ERROR_NAME_HAS_NO_OWNER))
         return std::string("wardend is not running (no process owns ") + bus::kName +
                " on the system bus). Start it with 'systemctl start wardend'";
+    /* Bus activation without systemd runs the launch helper, which
+     * reports only its exit code when wardend fails to start. */
+    const char *name = bus_error.error.name;
+    if (name && std::strncmp(name, "org.freedesktop.DBus.Error.Spawn.", 33) == 0)
+        return "wardend is not running, and the bus failed to start it (" + detail +
+               "). Start it with 'systemctl start wardend', or run 'wardend --check-config' to see why it stops";
     if (bus_error.has_name(SD_BUS_ERROR_NO_REPLY) || bus_error.has_name(SD_BUS_ERROR_TIMEOUT))
         return "timed out waiting for a reply from wardend (" + detail +
                "). Check 'systemctl status wardend' and 'journalctl -u wardend'";

@@ -365,7 +365,8 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         std::string_view candidate = oversized ? std::string_view() : password.view();
         if (!verify_on_pool(phc, candidate, verdict, meanwhile))
             return fail_unavailable("hash pool unavailable");
-        if (try_first && verdict == VerifyResult::kMismatch && !attempt.blocked) {
+        bool passed_on = !known && (flags_ & wire::kFlagPassUnknown);
+        if (try_first && verdict == VerifyResult::kMismatch && !attempt.blocked && !passed_on) {
             /* try_first_pass: the stacked password failed. It is counted
              * now, so hanging up at the next prompt gains nothing, and the
              * prompt comes after the usual delay. The call counts once. */
@@ -406,6 +407,13 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError, {}, verify_result_string(verdict)},
               context_);
         return fail_unavailable("stored hash refused");
+    }
+    if (!known && (flags_ & wire::kFlagPassUnknown)) {
+        /* pass_unknown: the stack goes on to pam_unix or the like, which
+         * judges this user. Warden counts and audits nothing, so those
+         * logins neither throttle their host nor read as failures. */
+        log::debug("User '{}' is not enrolled; passed on to the next module", escape_for_log(context_.user, 64));
+        return send_result(PAM_USER_UNKNOWN);
     }
     if (!known) {
         /* The response matches an enrolled user with that many failures:

@@ -55,7 +55,7 @@ bool parse_factors(const char *text, Args &args) {
 
 ArgsError parse_args(int argc, const char **argv, Args &ret_args, UnknownArgumentFn on_unknown, void *context) {
     Args args;
-    enum { kSocket, kTimeout, kPrompt, kFactors, kUseFirst, kTryFirst, kDebug, kCount };
+    enum { kSocket, kTimeout, kPrompt, kFactors, kUseFirst, kTryFirst, kDebug, kPassUnknown, kCount };
     bool seen[kCount] = {};
     auto once = [&](int key) {
         if (seen[key])
@@ -106,6 +106,10 @@ ArgsError parse_args(int argc, const char **argv, Args &ret_args, UnknownArgumen
             args.try_first_pass = true;
         } else if (!std::strcmp(a, "debug")) {
             args.debug = true;
+        } else if (!std::strcmp(a, "pass_unknown")) {
+            if (!once(kPassUnknown))
+                return {i, "given more than once"};
+            args.pass_unknown = true;
         } else if (on_unknown) {
             on_unknown(context, a);
         }

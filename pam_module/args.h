@@ -19,6 +19,7 @@ struct Args {
     bool factor_password = true;  /* factors= */
     bool factor_totp = true;
     bool debug = false;
+    bool pass_unknown = false;    /* users wardend does not know go on to the next module uncounted */
 };
 
 /* Result of parsing: kOk, or the index of the argument that is invalid. */

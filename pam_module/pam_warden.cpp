@@ -39,6 +39,8 @@ std::uint32_t factor_flags(const Args &args) {
         flags |= wire::kFlagFactorTotp;
     if (args.combined)
         flags |= wire::kFlagPromptCombined;
+    if (args.pass_unknown)
+        flags |= wire::kFlagPassUnknown;
     return flags;
 }
 

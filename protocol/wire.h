@@ -68,7 +68,8 @@ enum RequestFlag : std::uint32_t {
     kFlagRequireOld = 1u << 4,      /* caller's real uid is not root */
     kFlagSilent = 1u << 5,          /* PAM_SILENT: send no informational text */
     kFlagAuthtokOnly = 1u << 6,     /* use_first_pass: never prompt for the password */
-    kFlagKnownMask = (1u << 7) - 1,
+    kFlagPassUnknown = 1u << 7,     /* pass_unknown: an unknown user is no failure here */
+    kFlagKnownMask = (1u << 8) - 1,
 };
 
 /* Bits of kFlags in a kPrompt. */

@@ -5,7 +5,7 @@ import concurrent.futures
 import signal
 import unittest
 
-from warden_env import (EnvTestCase, PAM_AUTH_ERR, PAM_PERM_DENIED, PAM_SUCCESS, PAM_USER_UNKNOWN,
+from warden_env import (EnvTestCase, MODULE, PAM_AUTH_ERR, PAM_PERM_DENIED, PAM_SUCCESS, PAM_USER_UNKNOWN,
                         requires_root)
 
 P1 = "correct horse battery staple"
@@ -216,6 +216,22 @@ class ThrottleTest(LockoutTestCase):
         self.assertCode(env.pam("alice", [P1]), PAM_SUCCESS, "no remote host, no shared bucket")
         env.set_clock(T0 + 600)
         self.assertCode(env.pam("bob", [P1], rhost="203.0.113.9"), PAM_SUCCESS, "the throttle ends")
+
+    def test_pass_unknown_counts_nothing(self):
+        """With pass_unknown, as on a host where pam_unix serves the users
+        Warden does not know, their logins go on to the next module and
+        count nothing: many of them from one host leave it unthrottled."""
+        env = self.make_lock_env({"deny": "100", "rhost_deny": "3"})
+        env.write_stack("mixed", "auth [success=done user_unknown=ignore default=die] %s socket=%s pass_unknown\n"
+                                 "auth required pam_permit.so\n" % (MODULE, env.socket))
+        for i in range(5):
+            r = env.pam("localuser", ["unix password %d" % i], service="mixed", rhost="203.0.113.9")
+            self.assertCode(r, PAM_SUCCESS, "pam_permit stands in for pam_unix")
+        self.assertEqual(env.db().execute("SELECT bucket FROM throttle").fetchall(), [])
+        self.assertCode(env.pam("alice", [P1], service="mixed", rhost="203.0.113.9"), PAM_SUCCESS)
+        self.fail_logins(env, 3, user="alice", service="mixed", rhost="203.0.113.9")
+        self.assertCode(env.pam("alice", [P1], service="mixed", rhost="203.0.113.9"), PAM_AUTH_ERR,
+                        "an enrolled user's failures still throttle the host")
 
     @requires_root
     def test_non_root_caller_stricter_limit(self):

@@ -66,12 +66,13 @@ void args_defaults(void **) {
     assert_true(parsed.args.factor_password);
     assert_true(parsed.args.factor_totp);
     assert_false(parsed.args.debug);
+    assert_false(parsed.args.pass_unknown);
     assert_int_equal(parsed.unknown.seen.size(), 0);
 }
 
 void args_every_option(void **) {
     Parsed parsed = parse({"socket=/tmp/w/wardend.sock", "timeout=30", "try_first_pass", "prompt=combined",
-                           "factors=password,totp", "debug"});
+                           "factors=password,totp", "debug", "pass_unknown"});
     assert_valid(parsed);
     assert_string_equal(parsed.args.socket, "/tmp/w/wardend.sock");
     assert_int_equal(parsed.args.timeout_seconds, 30);
@@ -81,6 +82,7 @@ void args_every_option(void **) {
     assert_true(parsed.args.factor_password);
     assert_true(parsed.args.factor_totp);
     assert_true(parsed.args.debug);
+    assert_true(parsed.args.pass_unknown);
 }
 
 void args_timeout_invalid(void **) {
@@ -139,6 +141,7 @@ void args_key_twice(void **) {
     assert_invalid_at({"factors=totp", "factors=totp"}, 1, "factors twice");
     assert_invalid_at({"use_first_pass", "use_first_pass"}, 1, "use_first_pass twice");
     assert_invalid_at({"try_first_pass", "try_first_pass"}, 1, "try_first_pass twice");
+    assert_invalid_at({"pass_unknown", "pass_unknown"}, 1, "pass_unknown twice");
 }
 
 void args_oversized_argument(void **) {
