@@ -56,6 +56,12 @@ public:
             gate_.leave(keys_);
     }
     void hold() noexcept { held_ = true; }
+    /* Leaves the gate now, before a second attempt enters it again. */
+    void release() {
+        if (held_)
+            gate_.leave(keys_);
+        held_ = false;
+    }
 
 private:
     AttemptGate &gate_;

@@ -162,6 +162,8 @@ void handle_daemon_key(ParseState &state, const char *key, const std::string &va
         set_unsigned(state, s, key, value, 1, 65536, c.max_connections);
     } else if (!std::strcmp(key, "max_connections_per_peer")) {
         set_unsigned(state, s, key, value, 1, 65536, c.max_connections_per_peer);
+    } else if (!std::strcmp(key, "max_conversations_per_source")) {
+        set_unsigned(state, s, key, value, 1, 65536, c.max_conversations_per_source);
     } else if (!std::strcmp(key, "queue_size")) {
         set_unsigned(state, s, key, value, 1, 65536, c.queue_size);
     } else if (!std::strcmp(key, "queue_timeout")) {

@@ -23,6 +23,7 @@ struct Config {
     std::string log_level = "info";
     unsigned max_connections = 256;
     unsigned max_connections_per_peer = 32;
+    unsigned max_conversations_per_source = 32; /* running at once per remote host or caller uid */
     unsigned queue_size = 256;     /* hash requests waiting for a worker */
     unsigned queue_timeout = 10;   /* seconds a hash request may wait */
     unsigned request_timeout = 10; /* seconds a new connection may take to send its request */

@@ -76,6 +76,10 @@ uid_t caller_uid_of(const wire::Frame &request, const struct ucred &peer) {
     return peer.uid;
 }
 
+std::string_view trusted_rhost_of(const wire::Frame &request, const struct ucred &peer) {
+    return peer.uid == 0 ? request.get(wire::FieldTag::kRhost) : std::string_view();
+}
+
 std::string fairness_key_of(std::string_view rhost, uid_t caller_uid) {
     if (!rhost.empty())
         return "rhost:" + std::string(rhost);
@@ -121,7 +125,9 @@ void Conversation::dispatch(const wire::Frame &request) {
     using wire::FieldTag;
     context_.service = std::string(request.get(FieldTag::kService));
     context_.user = std::string(request.get(FieldTag::kUser));
-    context_.rhost = std::string(request.get(FieldTag::kRhost));
+    context_.rhost = std::string(trusted_rhost_of(request, peer_));
+    if (peer_.uid != 0 && request.has(FieldTag::kRhost))
+        log::debug("Ignored the remote host named by non-root pid {} uid {}", peer_.pid, peer_.uid);
     context_.ruser = std::string(request.get(FieldTag::kRuser));
     context_.tty = std::string(request.get(FieldTag::kTty));
     flags_ = request.get_u32(FieldTag::kFlags);
@@ -369,19 +375,26 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         if (try_first && verdict == VerifyResult::kMismatch && !attempt.blocked && !passed_on) {
             /* try_first_pass: the stacked password failed. It is counted
              * now, so hanging up at the next prompt gains nothing, and the
-             * prompt comes after the usual delay. The call counts once. */
+             * prompt comes after the usual delay. A count that locked a
+             * tally ends the attempt here. */
             if (!count_failure(keys, attempt, AuditReason::kPassword, password.view()))
                 return fail_unavailable("store write failed");
-            counted = true;
             if (!known)
                 count_unknown_name();
+            if (std::find(attempt.locked_now.begin(), attempt.locked_now.end(), true) != attempt.locked_now.end())
+                return refuse_attempt(AuditReason::kPassword, &keys, &attempt);
             sleep_ms(failure_delay(keys, attempt));
             Answer a = ask(kPasswordPrompt, true, password);
             if (a == Answer::kAbandoned)
                 return;
             oversized = a == Answer::kOversized;
             candidate = oversized ? std::string_view() : password.view();
-            if (!verify_on_pool(phc, candidate, verdict))
+            /* The typed password is a second guess: it waits at the gate
+             * like a new attempt, and counts when it is wrong. */
+            place.release();
+            if (!pass_gate(keys, attempt, place))
+                return;
+            if (!verify_on_pool(attempt.blocked ? daemon_.dummy_hash() : phc, candidate, verdict))
                 return fail_unavailable("hash pool unavailable");
         }
     }
@@ -458,6 +471,19 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         reason = factor_reason(second);
 
     if (reason != AuditReason::kNone) {
+        /* A code already used, sent with the right password, is no guess:
+         * parallel logins of one user with one code send exactly that, and
+         * counting them would lock the user out. */
+        if (reason == AuditReason::kReplay && verdict == VerifyResult::kMatch) {
+            /* Answered after the delay a counted failure would get, so the
+             * delay does not confirm the password to whoever replays a
+             * watched code. */
+            AttemptResult as_counted = attempt;
+            for (Tally &tally : as_counted.after)
+                tally.failures++;
+            as_counted.locked_now.assign(keys.size(), false);
+            return refuse_attempt(reason, &keys, &as_counted);
+        }
         /* A failure that cannot be counted is not answered as one: the
          * answer would tell a right password from a wrong one. */
         if (!counted && !count_failure(keys, attempt, reason, password.view()))

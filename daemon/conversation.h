@@ -25,6 +25,11 @@ inline constexpr int kSendTimeoutMs = 5 * 1000;
  * (kCallerUid), trusted only from root peers; any other peer's own uid. */
 uid_t caller_uid_of(const wire::Frame &request, const struct ucred &peer);
 
+/* The remote host of a request, from root peers only (sshd, login). A
+ * non-root caller could name any host, to throttle it or to have
+ * fail2ban ban it, so its claim is dropped. */
+std::string_view trusted_rhost_of(const wire::Frame &request, const struct ucred &peer);
+
 /* The source a request is served fairly against: remote logins share by
  * host, local ones by the caller's uid. The hash queue and the wait for
  * a connection slot both take turns between these keys. */

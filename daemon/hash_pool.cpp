@@ -1,19 +1,11 @@
 #include "daemon/hash_pool.h"
 
 #include <pthread.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <exception>
 
 namespace warden {
-namespace {
-
-/* How much lower than the rest of wardend a hash worker runs. */
-constexpr int kWorkerNice = 5;
-
-} // namespace
 
 struct HashPool::Task {
     enum class State { kQueued, kRunning, kDone, kCancelled, kEvicted };
@@ -103,10 +95,9 @@ HashPool::Outcome HashPool::run(std::function<void()> job, std::chrono::steady_c
 }
 
 void HashPool::worker_loop() {
-    /* Hashes yield the CPU to the short work of answering clients, so
-     * prompts and results stay prompt while every worker is busy. On
-     * Linux a thread's nice value is its own. */
-    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWorkerNice);
+    /* Named so that top -H and ps -L tell the hash workers apart. They
+     * keep the daemon's priority: a lower one would let any busy local
+     * process slow every login down. */
     (void)::pthread_setname_np(::pthread_self(), "wardend-hash");
     std::unique_lock lock(mutex_);
     for (;;) {

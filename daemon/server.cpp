@@ -35,6 +35,8 @@ namespace {
 constexpr std::size_t kMaxWaiting = 4096;
 /* Descriptors kept free for the store, the journal, the bus and logs. */
 constexpr std::size_t kReservedFds = 128;
+/* Shortest time between two lines about refused connections. */
+constexpr auto kRefusalLogInterval = std::chrono::seconds(10);
 
 /* Raises the soft limit on open files to the hard one, so waiting
  * connections can use it; systemd starts services with a soft limit of
@@ -74,6 +76,16 @@ bool socket_answers(const std::string &path) {
         return false;
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     return ::connect(fd.get(), reinterpret_cast<struct sockaddr *>(&addr), sizeof addr) == 0;
+}
+
+/* Reads and wipes a request that will not be served. Closing a socket
+ * with a message still unread resets it, and the client would see the
+ * reset instead of the refusal. */
+void discard_request(int fd) {
+    std::byte request[kMaxFrameSize];
+    ssize_t n = ::recv(fd, request, sizeof request, MSG_DONTWAIT);
+    if (n > 0)
+        sodium_memzero(request, static_cast<std::size_t>(n));
 }
 
 /* Answers a connection that will not be served, so the module fails at
@@ -236,6 +248,7 @@ void Server::close_waiting() {
     unread_.clear();
     for (auto &[key, line] : ready_) {
         for (Waiting &waiting : line) {
+            discard_request(waiting.fd.get());
             refuse(waiting.fd.get());
             forget_waiting(waiting);
         }
@@ -291,8 +304,22 @@ bool Server::accept_one() {
         unsigned &from_peer = per_peer_[peer_key];
         if (from_peer >= config->max_connections_per_peer) {
             daemon_.counters().connections_refused++;
-            log::warning("Refused a connection from pid {} uid {}: {} connections open, {} from this peer", peer.pid,
-                         peer.uid, open_fds_.size() + unread_.size() + ready_count_, from_peer);
+            /* One line per interval at most: a peer that reconnects in a
+             * loop must not fill the disk with warnings. */
+            auto now = std::chrono::steady_clock::now();
+            bool due = refusal_logged_at_ == std::chrono::steady_clock::time_point{} ||
+                       now - refusal_logged_at_ >= kRefusalLogInterval;
+            if (due) {
+                log::warning("Refused a connection from pid {} uid {}: {} connections open, {} from this peer{}",
+                             peer.pid, peer.uid, open_fds_.size() + unread_.size() + ready_count_, from_peer,
+                             refusals_unlogged_ > 0
+                                     ? fmt::format("; {} more refused since the last such line", refusals_unlogged_)
+                                     : std::string());
+                refusal_logged_at_ = now;
+                refusals_unlogged_ = 0;
+            } else {
+                refusals_unlogged_++;
+            }
             if (from_peer == 0)
                 per_peer_.erase(peer_key);
             refuse(fd.get());
@@ -339,7 +366,7 @@ void Server::classify(int fd) {
     /* A request that does not decode is still served, under the peer's
      * uid, so its conversation can answer it with a clear error. */
     if (wire::decode(std::span<const std::byte>(peeked, static_cast<std::size_t>(n)), request, error))
-        waiting.key = fairness_key_of(request.get(wire::FieldTag::kRhost), caller_uid_of(request, waiting.peer));
+        waiting.key = fairness_key_of(trusted_rhost_of(request, waiting.peer), caller_uid_of(request, waiting.peer));
     else
         waiting.key = fairness_key_of({}, waiting.peer.uid);
     request = wire::Frame{};
@@ -378,6 +405,7 @@ void Server::expire(std::chrono::steady_clock::time_point now) {
             log::warning("Responding to pid {} uid {} with PAM_AUTHINFO_UNAVAIL: timed out after {} s waiting for a "
                          "conversation slot; raise max_connections if this recurs",
                          waiting.peer.pid, waiting.peer.uid, config->queue_timeout);
+            discard_request(waiting.fd.get());
             refuse(waiting.fd.get());
             forget_waiting(waiting);
             line.pop_front();
@@ -395,15 +423,30 @@ void Server::expire(std::chrono::steady_clock::time_point now) {
 void Server::admit() {
     auto config = daemon_.config();
     while (ready_count_ > 0) {
+        /* The key whose turn it is starts its oldest connection and goes
+         * to the back of the line if it has more. A key that already holds
+         * max_conversations_per_source conversations is passed over, so
+         * one remote host, or one local user running su or sudo many
+         * times, cannot hold every slot. */
+        std::string key;
         {
             std::lock_guard lock(mutex_);
             if (open_fds_.size() >= config->max_connections)
                 return;
+            for (std::size_t tries = turns_.size(); tries > 0 && key.empty(); tries--) {
+                auto active = active_per_key_.find(turns_.front());
+                if (active == active_per_key_.end() || active->second < config->max_conversations_per_source) {
+                    key = turns_.front();
+                    turns_.pop_front();
+                } else {
+                    turns_.push_back(turns_.front());
+                    turns_.pop_front();
+                }
+            }
+            if (key.empty())
+                return;
+            active_per_key_[key]++;
         }
-        /* The key whose turn it is starts its oldest connection and goes
-         * to the back of the line if it has more. */
-        std::string key = turns_.front();
-        turns_.pop_front();
         std::deque<Waiting> &line = ready_[key];
         Waiting waiting = std::move(line.front());
         line.pop_front();
@@ -431,8 +474,9 @@ void Server::start_connection(Waiting waiting) {
     }
     struct ucred peer = waiting.peer;
     long peer_key = waiting.peer_key;
+    std::string key = waiting.key;
     try {
-        std::thread([this, raw, peer, peer_key, fd = std::move(waiting.fd)]() mutable {
+        std::thread([this, raw, peer, peer_key, key, fd = std::move(waiting.fd)]() mutable {
             {
                 Conversation conversation(daemon_, std::move(fd), peer);
                 conversation.run();
@@ -443,6 +487,9 @@ void Server::start_connection(Waiting waiting) {
                 auto it = per_peer_.find(peer_key);
                 if (it != per_peer_.end() && --it->second == 0)
                     per_peer_.erase(it);
+                auto active = active_per_key_.find(key);
+                if (active != active_per_key_.end() && --active->second == 0)
+                    active_per_key_.erase(active);
                 idle_.notify_all();
             }
             std::uint64_t one = 1;
@@ -452,6 +499,9 @@ void Server::start_connection(Waiting waiting) {
         log::error("Failed to start a thread for pid {} uid {}: {}", peer.pid, peer.uid, e.what());
         std::lock_guard lock(mutex_);
         open_fds_.erase(raw);
+        auto active = active_per_key_.find(key);
+        if (active != active_per_key_.end() && --active->second == 0)
+            active_per_key_.erase(active);
         auto it = per_peer_.find(peer_key);
         if (it != per_peer_.end() && --it->second == 0)
             per_peer_.erase(it);

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -82,6 +83,8 @@ private:
     UniqueFd wake_; /* eventfd: a conversation ended */
     bool listening_ = false;
     std::size_t open_file_limit_ = 1024;
+    std::chrono::steady_clock::time_point refusal_logged_at_;
+    std::uint64_t refusals_unlogged_ = 0;
     std::map<int, Waiting> unread_;
     std::map<std::string, std::deque<Waiting>> ready_;
     std::deque<std::string> turns_;
@@ -93,6 +96,8 @@ private:
     /* Open and waiting connections per peer: per uid for ordinary users,
      * per pid for root, since root is sshd and login serving everybody. */
     std::map<long, unsigned> per_peer_;
+    /* Conversations running per fairness key (remote host or caller uid). */
+    std::map<std::string, unsigned> active_per_key_;
 };
 
 } // namespace warden

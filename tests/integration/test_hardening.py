@@ -127,6 +127,25 @@ class FreeGuessTest(EnvTestCase):
         client = Client(env.socket, request(AUTHENTICATE, "alice", FLAG_PASSWORD, (AUTHTOK, P1)))
         self.assertEqual(client.finish(), PAM_AUTH_ERR, "locked: the stacked right password is not tested")
 
+    def test_try_first_pass_both_guesses_count(self):
+        """A wrong stacked password and a wrong typed one are two guesses
+        and count twice. Once the stacked one has locked the user, the
+        typed one is not tested: the right password then fails too."""
+        env = self.make_env(config={"lockout": {"deny": "3"}})
+        env.start_daemon()
+        env.plant_user("alice", P1)
+        client = Client(env.socket, request(AUTHENTICATE, "alice", FLAG_PASSWORD, (AUTHTOK, "stacked 1")))
+        self.assertEqual(client.next()[0], PROMPT)
+        client.answer("typed 1")
+        self.assertEqual(client.finish(), PAM_AUTH_ERR)
+        self.assertEqual(env.user_row("alice")["failures"], 2)
+        client = Client(env.socket, request(AUTHENTICATE, "alice", FLAG_PASSWORD, (AUTHTOK, "stacked 2")))
+        kind, fields = client.next()
+        self.assertEqual(kind, RESULT, "no prompt once the stacked guess has locked alice")
+        self.assertEqual(status_of(fields), PAM_AUTH_ERR)
+        self.assertEqual(env.user_row("alice")["failures"], 3)
+        self.assertIsNotNone(env.user_row("alice")["locked_until"])
+
     def test_password_change_guesses_count(self):
         env = self.make_env(config={"lockout": {"deny": "3"}})
         env.start_daemon()

@@ -84,6 +84,8 @@ class FloodTest(EnvTestCase):
         self.assertEqual(r.code, PAM_SUCCESS, r)
         self.assertLess(r.elapsed, 5)
         self.assertIn("from this peer", env.log(), "the flood hit the per-peer cap")
+        refusal_lines = [line for line in env.log().splitlines() if "Refused a connection" in line]
+        self.assertEqual(len(refusal_lines), 1, "468 refusals in a burst make one line, not one each")
         self.assertLess(count_open_fds(env.daemon.pid), 200, "connections beyond the cap are closed at once")
 
     @requires_root
@@ -165,14 +167,19 @@ class ConnectionSlotTest(EnvTestCase):
     a thread. Connections beyond it wait without one, and the free slots go
     to waiting sources in turn."""
 
+    def send_request(self, env):
+        """Connects a raw client and sends alice's authenticate request."""
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.addCleanup(client.close)
+        client.settimeout(5)
+        client.connect(env.socket)
+        client.send(authenticate_request("alice"))
+        return client
+
     def hold_only_slot(self, env):
         """Opens a conversation for alice and leaves it at its password
         prompt, so it holds a slot until the socket is closed."""
-        holder = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.addCleanup(holder.close)
-        holder.settimeout(5)
-        holder.connect(env.socket)
-        holder.send(authenticate_request("alice"))
+        holder = self.send_request(env)
         prompt = holder.recv(4096)
         self.assertEqual(prompt[1], 0x10, "the holder is in its conversation, at the password prompt")
         return holder
@@ -202,23 +209,52 @@ class ConnectionSlotTest(EnvTestCase):
         self.assertLess(r.elapsed, 4 * idle + 1.0, "idle %.3fs, under flood %.3fs" % (idle, r.elapsed))
         self.assertEqual(set(codes) - {PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL}, set(), codes)
 
-    def test_hash_workers_run_nicer(self):
-        """The hash workers run 5 nice levels below the other threads, so
-        prompts and results are answered promptly while every worker is
-        busy. Their name shows them in top -H and ps -L."""
+    def test_hash_workers_named(self):
+        """The hash workers carry a name that top -H and ps -L show, one
+        thread per worker, at the daemon's own priority."""
         env = self.make_env(config={"daemon": {"workers": "2"}})
         env.start_daemon()
-        nice = {}
+        names, nice = [], set()
         task_dir = "/proc/%d/task" % env.daemon.pid
         for tid in os.listdir(task_dir):
             with open(os.path.join(task_dir, tid, "stat")) as f:
                 stat = f.read()
-            name = stat[stat.index("(") + 1:stat.rindex(")")]
-            fields = stat[stat.rindex(")") + 2:].split()
-            nice.setdefault(name, set()).add(int(fields[16]))
-        base = os.getpriority(os.PRIO_PROCESS, env.daemon.pid)
-        self.assertEqual(nice.get("wardend-hash"), {min(base + 5, 19)}, nice)
-        self.assertEqual(set().union(*(v for k, v in nice.items() if k != "wardend-hash")), {base}, nice)
+            names.append(stat[stat.index("(") + 1:stat.rindex(")")])
+            nice.add(int(stat[stat.rindex(")") + 2:].split()[16]))
+        self.assertEqual(names.count("wardend-hash"), 2, names)
+        self.assertEqual(nice, {os.getpriority(os.PRIO_PROCESS, env.daemon.pid)})
+
+    def test_one_source_cannot_hold_every_slot(self):
+        """su run many times by one user: each is its own root process, so
+        the per-peer cap does not stop them, but their caller uid is one
+        source. It gets at most max_conversations_per_source running
+        conversations, and another source still gets a slot."""
+        env = self.make_env(config={"daemon": {"max_connections": "8", "max_conversations_per_source": "2"}})
+        env.start_daemon()
+        env.plant_user("alice", P1)
+        holder_code = ("import socket, struct, sys, time\n"
+                       "def field(tag, value):\n"
+                       "    return struct.pack('>BH', tag, len(value)) + value\n"
+                       "s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+                       "s.connect(sys.argv[1])\n"
+                       "s.send(bytes([1, 1]) + field(1, b'su') + field(2, b'alice') + field(8, struct.pack('>I', 2))"
+                       " + field(14, struct.pack('>I', 4321)))\n"
+                       "s.settimeout(2)\n"
+                       "try:\n"
+                       "    print('prompted' if s.recv(4096)[1] == 0x10 else 'other', flush=True)\n"
+                       "except socket.timeout:\n"
+                       "    print('waiting', flush=True)\n"
+                       "time.sleep(30)\n")
+        holders = []
+        for _ in range(3):
+            proc = subprocess.Popen([sys.executable, "-c", holder_code, env.socket], stdout=subprocess.PIPE, text=True)
+            self.addCleanup(lambda p=proc: (p.kill(), p.wait()))
+            holders.append(proc)
+        states = sorted(p.stdout.readline().strip() for p in holders)
+        self.assertEqual(states, ["prompted", "prompted", "waiting"])
+        r = env.pam("alice", [P1], rhost="192.0.2.8")
+        self.assertEqual(r.code, PAM_SUCCESS, r)
+        self.assertLess(r.elapsed, 3.0)
 
     def test_no_slot_within_queue_timeout(self):
         """A conversation left at its prompt holds the only slot; the next
@@ -233,6 +269,9 @@ class ConnectionSlotTest(EnvTestCase):
         self.assertGreaterEqual(r.elapsed, 0.9)
         self.assertLess(r.elapsed, 3.0, "answered at queue_timeout, before the module's own timeout of 5 s")
         self.assertIn("timed out after 1 s waiting for a conversation slot", env.log())
+        result = self.send_request(env).recv(4096)
+        self.assertEqual(result[1], 0x12, "a RESULT frame, not a reset")
+        self.assertEqual(struct.unpack(">I", result[5:9])[0], PAM_AUTHINFO_UNAVAIL)
         holder.close()
         self.assertEqual(env.pam("alice", [P1]).code, PAM_SUCCESS, "the slot is free again once the holder left")
 

@@ -217,6 +217,20 @@ class ThrottleTest(LockoutTestCase):
         env.set_clock(T0 + 600)
         self.assertCode(env.pam("bob", [P1], rhost="203.0.113.9"), PAM_SUCCESS, "the throttle ends")
 
+    @requires_root
+    def test_non_root_caller_names_no_host(self):
+        """A non-root caller may pass any PAM_RHOST. Its failures must not
+        throttle that host for sshd's users, nor name it in the journal
+        where fail2ban would ban it."""
+        env = self.make_lock_env({"deny": "100", "rhost_deny": "2", "local_deny": "100"})
+        env.plant_user("nobody", P1)
+        self.fail_logins(env, 3, user="nobody", as_user="nobody", rhost="203.0.113.4")
+        self.assertEqual(env.db().execute("SELECT bucket FROM throttle WHERE bucket LIKE 'rhost:%'").fetchall(), [])
+        self.assertCode(env.pam("alice", [P1], rhost="203.0.113.4"), PAM_SUCCESS, "the host is not throttled")
+        if env.journal_available():
+            hosts = {e.get("WARDEN_RHOST") for e in env.journal(WARDEN_EVENT="auth", WARDEN_USER="nobody")}
+            self.assertEqual(hosts, {None})
+
     def test_pass_unknown_counts_nothing(self):
         """With pass_unknown, as on a host where pam_unix serves the users
         Warden does not know, their logins go on to the next module and

@@ -28,8 +28,8 @@ def oathtool(secret, t, digits=6, period=30, algorithm="SHA1"):
 class TotpEnvTestCase(EnvTestCase):
     mfa = {"mode": "required"}
 
-    def make_totp_env(self, mfa=None, t=59, stacks=None):
-        config = {"mfa": dict(self.mfa, **(mfa or {})), "daemon": {"dbus": "system"}}
+    def make_totp_env(self, mfa=None, t=59, stacks=None, config=None):
+        config = dict({"mfa": dict(self.mfa, **(mfa or {})), "daemon": {"dbus": "system"}}, **(config or {}))
         env = self.make_env(config=config, bus=True, stacks=stacks)
         env.set_clock(t)
         env.start_daemon()
@@ -71,6 +71,18 @@ class ReplayTest(TotpEnvTestCase):
                 results = list(pool.map(lambda _: env.pam("alice", [P1, code]).code, range(2)))
             self.assertEqual(sorted(results), [PAM_SUCCESS, PAM_AUTH_ERR], "attempt %d" % attempt)
         self.assertEqual(env.failure_reasons(), ["replay"] * 3)
+
+    def test_parallel_right_answers_never_lock(self):
+        """Eight logins at once with the right password and the same code:
+        one succeeds, and the seven refused replays count no failure, so
+        the user is not locked (deny is 3)."""
+        env = self.make_totp_env(t=95, config={"lockout": {"deny": "3"}})
+        env.enroll_totp("alice", S1)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(lambda _: env.pam("alice", [P1, CODE[3]]).code, range(8)))
+        self.assertEqual(sorted(results), [PAM_SUCCESS] + [PAM_AUTH_ERR] * 7)
+        self.assertEqual(env.user_row("alice")["failures"], 0)
+        self.assertIsNone(env.user_row("alice")["locked_until"])
 
     def test_replay_after_restart(self):
         env = self.make_totp_env()

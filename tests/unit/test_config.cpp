@@ -77,6 +77,7 @@ void config_defaults(void **) {
     assert_string_equal(c.log_level.c_str(), "info");
     assert_int_equal(c.max_connections, 256);
     assert_int_equal(c.max_connections_per_peer, 32);
+    assert_int_equal(c.max_conversations_per_source, 32);
     assert_int_equal(c.queue_size, 256);
     assert_int_equal(c.queue_timeout, 10);
 
@@ -111,6 +112,7 @@ void config_every_key(void **) {
                           "log_level = debug\n"
                           "max_connections = 100\n"
                           "max_connections_per_peer = 7\n"
+                          "max_conversations_per_source = 5\n"
                           "queue_size = 9\n"
                           "queue_timeout = 11\n"
                           "\n"
@@ -150,6 +152,7 @@ void config_every_key(void **) {
     assert_string_equal(c.log_level.c_str(), "debug");
     assert_int_equal(c.max_connections, 100);
     assert_int_equal(c.max_connections_per_peer, 7);
+    assert_int_equal(c.max_conversations_per_source, 5);
     assert_int_equal(c.queue_size, 9);
     assert_int_equal(c.queue_timeout, 11);
 
@@ -213,6 +216,7 @@ const RangeCase kRanges[] = {
     {"daemon", "workers", 0, 256},
     {"daemon", "max_connections", 1, 65536},
     {"daemon", "max_connections_per_peer", 1, 65536},
+    {"daemon", "max_conversations_per_source", 1, 65536},
     {"daemon", "queue_size", 1, 65536},
     {"daemon", "queue_timeout", 1, 300},
     {"password", "argon2_memory_kib", 1, 4ull * 1024 * 1024},
