@@ -383,33 +383,56 @@ void check_not_writable_by_others(const Config &c, const std::string &what, cons
                            "), expected no write access beyond its owner");
 }
 
-/* Checks every directory above file: another user who could write to one
- * of them could swap the file for their own. A sticky directory such as
- * /tmp is accepted, since other users may not rename or remove an entry in
- * it that they do not own. */
+/* Checks one directory above a configured file: another user who could
+ * write to it could swap the file for their own. A sticky directory such
+ * as /tmp is accepted, since other users may not rename or remove an
+ * entry in it that they do not own. */
+void check_directory(const Config &c, const std::string &what, const std::string &dir,
+                     std::vector<std::string> &problems) {
+    struct stat st;
+    if (::lstat(dir.c_str(), &st) == 0 && S_ISLNK(st.st_mode) && !trusted_owner(c, st.st_uid))
+        problems.push_back(what + ": '" + dir + "' is a symbolic link owned by uid " + std::to_string(st.st_uid) +
+                           ", expected " + owner_text(c));
+    if (::stat(dir.c_str(), &st) < 0)
+        return;
+    if (!trusted_owner(c, st.st_uid)) {
+        problems.push_back(what + ": directory '" + dir + "' is owned by uid " + std::to_string(st.st_uid) +
+                           ", expected " + owner_text(c));
+    } else if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+        problems.push_back(what + ": directory '" + dir + "' is writable by group or others (mode " + mode +
+                           "); run 'chmod go-w " + dir + "'");
+    }
+}
+
+/* Adds each directory above path to ret_dirs, from the root down. */
+void add_ancestors(const std::string &path, std::vector<std::string> &ret_dirs) {
+    for (std::size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1))
+        ret_dirs.push_back(path.substr(0, slash));
+}
+
+/* Checks every directory above file, both along the path as written,
+ * where a symbolic link could be swapped by whoever may write the
+ * directory that holds it, and along the path it resolves to. */
 void check_parent_directories(const Config &c, const std::string &what, const std::string &file,
                               std::vector<std::string> &problems) {
-    char *resolved = ::realpath(file.c_str(), nullptr);
-    if (!resolved)
-        return; /* a missing file gets its own problem */
-    std::string dir(resolved);
-    std::free(resolved);
-    while (dir.size() > 1) {
-        std::size_t slash = dir.rfind('/');
-        dir = slash == 0 ? std::string("/") : dir.substr(0, slash);
-        struct stat st;
-        if (::stat(dir.c_str(), &st) < 0)
-            continue;
-        if (!trusted_owner(c, st.st_uid)) {
-            problems.push_back(what + ": directory '" + dir + "' is owned by uid " + std::to_string(st.st_uid) +
-                               ", expected " + owner_text(c));
-        } else if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
-            char mode[8];
-            std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
-            problems.push_back(what + ": directory '" + dir + "' is writable by group or others (mode " + mode +
-                               "); run 'chmod go-w " + dir + "'");
-        }
+    std::string written = file;
+    if (written.empty() || written[0] != '/') {
+        char *cwd = ::getcwd(nullptr, 0);
+        written = std::string(cwd ? cwd : "") + "/" + written;
+        std::free(cwd);
     }
+    std::vector<std::string> dirs{"/"};
+    add_ancestors(written, dirs);
+    if (char *resolved = ::realpath(file.c_str(), nullptr)) {
+        add_ancestors(resolved, dirs);
+        std::free(resolved);
+    }
+    std::sort(dirs.begin(), dirs.end());
+    dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
+    for (const std::string &dir : dirs)
+        check_directory(c, what, dir, problems);
 }
 
 } // namespace
@@ -468,6 +491,7 @@ void check_config_files(const Config &c, std::vector<std::string> &problems) {
     }
 
     check_parent_directories(c, c.path + ": [daemon] key_file", c.key_file, problems);
+    check_parent_directories(c, c.path + ": [daemon] state_directory", c.state_directory, problems);
     if (::stat(c.state_directory.c_str(), &st) < 0) {
         if (errno != ENOENT)
             problems.push_back(c.path + ": [daemon] state_directory: cannot inspect '" + c.state_directory +
@@ -479,7 +503,6 @@ void check_config_files(const Config &c, std::vector<std::string> &problems) {
     } else {
         check_not_writable_by_others(c, c.path + ": [daemon] state_directory", c.state_directory, st,
                                      problems);
-        check_parent_directories(c, c.path + ": [daemon] state_directory", c.state_directory, problems);
     }
 }
 

@@ -379,7 +379,7 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
              * tally ends the attempt here. */
             if (!count_failure(keys, attempt, AuditReason::kPassword, password.view()))
                 return fail_unavailable("store write failed");
-            if (!known)
+            if (!known && !repeated_)
                 count_unknown_name();
             if (std::find(attempt.locked_now.begin(), attempt.locked_now.end(), true) != attempt.locked_now.end())
                 return refuse_attempt(AuditReason::kPassword, &keys, &attempt);
@@ -436,9 +436,10 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         unknown_name_ = daemon_.unknown_names().read(context_.user, daemon_.now(), rule);
         bool mirror_locked = !unknown_counted_ && lock_end(unknown_name_, daemon_.now(), rule).has_value();
         if (!mirror_locked) {
-            if (!counted && !count_failure(keys, attempt, AuditReason::kUnknownUser, {}))
+            if (!counted && !count_failure(keys, attempt, AuditReason::kUnknownUser, password.view()))
                 return fail_unavailable("store write failed");
-            count_unknown_name();
+            if (!repeated_)
+                count_unknown_name();
         }
         daemon_.counters().auth_failure++;
         audit({AuditEvent::kAuthFailure, false, AuditReason::kUnknownUser}, context_);
@@ -471,19 +472,10 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         reason = factor_reason(second);
 
     if (reason != AuditReason::kNone) {
-        /* A code already used, sent with the right password, is no guess:
-         * parallel logins of one user with one code send exactly that, and
-         * counting them would lock the user out. */
-        if (reason == AuditReason::kReplay && verdict == VerifyResult::kMatch) {
-            /* Answered after the delay a counted failure would get, so the
-             * delay does not confirm the password to whoever replays a
-             * watched code. */
-            AttemptResult as_counted = attempt;
-            for (Tally &tally : as_counted.after)
-                tally.failures++;
-            as_counted.locked_now.assign(keys.size(), false);
-            return refuse_attempt(reason, &keys, &as_counted);
-        }
+        /* A replayed code counts even with the right password: treating
+         * that case apart would confirm the password to whoever replays a
+         * watched code. Parallel logins that share one code count as
+         * failures for the same reason. */
         /* A failure that cannot be counted is not answered as one: the
          * answer would tell a right password from a wrong one. */
         if (!counted && !count_failure(keys, attempt, reason, password.view()))
@@ -743,10 +735,12 @@ void Conversation::refuse_attempt(AuditReason reason, const std::vector<std::pai
 
 bool Conversation::count_failure(const TallyKeys &keys, AttemptResult &attempt, AuditReason reason,
                                  std::string_view password) {
-    /* The same wrong password sent again (a client retrying) counts once. */
-    if (reason == AuditReason::kPassword && !password.empty() &&
-        daemon_.recent_failures().seen_before(context_.user, password, daemon_.now(), config_->fail_interval)) {
-        log::debug("User '{}' repeated a recent wrong password; not counted again", context_.user);
+    /* The same wrong password sent again (a client retrying) counts once,
+     * for unknown names as for enrolled users. */
+    repeated_ = (reason == AuditReason::kPassword || reason == AuditReason::kUnknownUser) && !password.empty() &&
+                daemon_.recent_failures().seen_before(context_.user, password, daemon_.now(), config_->fail_interval);
+    if (repeated_) {
+        log::debug("User '{}' repeated a recent wrong password; not counted again", escape_for_log(context_.user, 64));
         attempt.locked_now.assign(keys.size(), false);
         return true;
     }

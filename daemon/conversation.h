@@ -128,6 +128,7 @@ private:
     uid_t caller_uid_ = 0; /* whose tighter limit applies: see dispatch() */
     Tally unknown_name_;   /* in-memory tally of an unknown user name */
     bool unknown_counted_ = false;
+    bool repeated_ = false; /* the last count_failure saw a repeated wrong password */
     std::string accepted_factor_; /* "totp" or "recovery" once a code was accepted */
     int prompts_ = 0;
     bool result_sent_ = false;

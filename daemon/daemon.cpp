@@ -153,6 +153,12 @@ Tally UnknownNameTallies::add_failure(std::string_view name, std::int64_t now, c
     return tally;
 }
 
+void UnknownNameTallies::forget(std::string_view name) {
+    std::string d = digest(name);
+    std::lock_guard lock(mutex_);
+    tallies_.erase(d);
+}
+
 bool make_dummy_hash(const Argon2Policy &policy, std::string &ret_hash) {
     SecretBuffer random(32);
     randombytes_buf(random.data(), random.capacity());

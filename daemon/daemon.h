@@ -65,6 +65,8 @@ public:
     Tally read(std::string_view name, std::int64_t now, const LockRule &rule);
     /* Counts one failure of name at now and returns the new tally. */
     Tally add_failure(std::string_view name, std::int64_t now, const LockRule &rule);
+    /* Forgets the tally of name, as wardenctl unlock does for enrolled users. */
+    void forget(std::string_view name);
 
 private:
     std::string digest(std::string_view name) const;

@@ -458,6 +458,10 @@ int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error) {
             enrolled = false;
             st = StoreStatus::kOk;
         }
+        /* An unknown name's in-memory tally locks like an enrolled user's,
+         * and an unlock lifts both alike. */
+        if (st == StoreStatus::kOk || st == StoreStatus::kNotFound)
+            daemon.unknown_names().forget(name);
         if (st != StoreStatus::kOk)
             return store_error(daemon, st, name, "unlock", error);
         /* The user's own programs (a screen locker, su, sudo) have their

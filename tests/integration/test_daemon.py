@@ -1,6 +1,7 @@
 """wardend's configuration checks, signals, store and socket handling."""
 
 import os
+import pwd
 import shutil
 import signal
 import stat
@@ -116,6 +117,27 @@ class CheckConfigTest(EnvTestCase):
         self.assertIn("directory '%s' is writable by group or others (mode 0777)" % parent, r.stdout)
         os.chmod(parent, 0o1777)
         self.assertEqual(check_config(env).returncode, 0, check_config(env).stdout)
+
+    @requires_root
+    def test_link_in_foreign_directory(self):
+        """A config reached through a symbolic link that sits in a
+        directory another user owns: that user could point the link
+        elsewhere, so the check names the directory, whatever the link
+        resolves to."""
+        env = self.env
+        parent = os.path.dirname(os.path.realpath(env.config_path))
+        foreign = os.path.join(env.dir, "foreign")
+        os.mkdir(foreign)
+        os.chown(foreign, pwd.getpwnam("nobody").pw_uid, -1)
+        os.symlink(parent, os.path.join(foreign, "etc"))
+        linked = os.path.join(foreign, "etc", os.path.basename(env.config_path))
+        r = subprocess.run([WARDEND, "--config", linked, "--check-config"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("directory '%s' is owned by uid %d" % (foreign, pwd.getpwnam("nobody").pw_uid), r.stdout)
+        r = subprocess.run([WARDEND, "--config", os.path.join("etc", os.path.basename(env.config_path)),
+                            "--check-config"], capture_output=True, text=True, cwd=foreign)
+        self.assertEqual(r.returncode, 1, "the same through a relative path")
+        self.assertIn("directory '%s' is owned by uid" % foreign, r.stdout)
 
     def test_refuses_to_start(self):
         self.env.write_config(open(self.env.config_path).read() + "bogus = 1\n")

@@ -214,13 +214,20 @@ class ConnectionSlotTest(EnvTestCase):
         thread per worker, at the daemon's own priority."""
         env = self.make_env(config={"daemon": {"workers": "2"}})
         env.start_daemon()
-        names, nice = [], set()
         task_dir = "/proc/%d/task" % env.daemon.pid
-        for tid in os.listdir(task_dir):
-            with open(os.path.join(task_dir, tid, "stat")) as f:
-                stat = f.read()
-            names.append(stat[stat.index("(") + 1:stat.rindex(")")])
-            nice.add(int(stat[stat.rindex(")") + 2:].split()[16]))
+        deadline = time.monotonic() + 5
+        while True:
+            names, nice = [], set()
+            for tid in os.listdir(task_dir):
+                with open(os.path.join(task_dir, tid, "stat")) as f:
+                    stat = f.read()
+                names.append(stat[stat.index("(") + 1:stat.rindex(")")])
+                nice.add(int(stat[stat.rindex(")") + 2:].split()[16]))
+            # A worker names itself once it runs, which may be after the
+            # daemon answers its first connection.
+            if names.count("wardend-hash") == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         self.assertEqual(names.count("wardend-hash"), 2, names)
         self.assertEqual(nice, {os.getpriority(os.PRIO_PROCESS, env.daemon.pid)})
 

@@ -159,6 +159,18 @@ class LockoutTest(LockoutTestCase):
         self.assertLess(enrolled[3], enrolled[2], enrolled)
         self.assertEqual(self.tally(env)[0], 3)
 
+    def test_unknown_name_repeat_counts_once(self):
+        """The same wrong password sent again counts once for an unknown
+        name too, so repeating it cannot tell the two kinds of name apart
+        by a growing delay."""
+        env = self.make_lock_env({"deny": "5", "fail_delay": "2"})
+        enrolled = [env.pam("alice", ["the same wrong one"]).elapsed for _ in range(4)]
+        unknown = [env.pam("carol", ["the same wrong one"]).elapsed for _ in range(4)]
+        self.assertEqual(self.tally(env)[0], 1)
+        for attempt in range(4):
+            self.assertLess(enrolled[attempt], 0.7, enrolled)
+            self.assertLess(unknown[attempt], 0.7, unknown)
+
 
 class LockedCodeTest(LockoutTestCase):
     def test_locked_user_code_not_consumed(self):
