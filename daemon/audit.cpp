@@ -3,9 +3,12 @@
 #include "daemon/log.h"
 
 #include <syslog.h>
-#include <systemd/sd-journal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <chrono>
 #include <condition_variable>
@@ -140,6 +143,38 @@ namespace {
 
 constexpr const char *kJournalSocket = "/run/systemd/journal/socket";
 
+/* Sends one entry to journald in its native protocol, without blocking:
+ * a journald that stops reading must not hold up logins. sd_journal_sendv
+ * would wait for it. A value with a newline goes in the protocol's
+ * length-prefixed form. Returns 0, or -errno. */
+int send_to_journal(const struct iovec *iov, int count) {
+    static const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -EBADF;
+    std::string datagram;
+    for (int i = 0; i < count; i++) {
+        std::string_view field(static_cast<const char *>(iov[i].iov_base), iov[i].iov_len);
+        std::size_t equals = field.find('=');
+        std::string_view value = field.substr(equals + 1);
+        if (equals == std::string_view::npos || value.find('\n') == std::string_view::npos) {
+            datagram.append(field).push_back('\n');
+            continue;
+        }
+        datagram.append(field.substr(0, equals)).push_back('\n');
+        std::uint64_t size = value.size();
+        for (int byte = 0; byte < 8; byte++)
+            datagram.push_back(static_cast<char>((size >> (8 * byte)) & 0xff));
+        datagram.append(value).push_back('\n');
+    }
+    struct sockaddr_un addr = {};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, kJournalSocket, std::strlen(kJournalSocket) + 1);
+    if (::sendto(fd, datagram.data(), datagram.size(), MSG_NOSIGNAL, reinterpret_cast<struct sockaddr *>(&addr),
+                 sizeof addr) < 0)
+        return -errno;
+    return 0;
+}
+
 /* The MESSAGE of events other than authentication results. */
 std::string describe(const AuditRecord &record, const std::string &user, const std::string &uid,
                      const std::string &pid, std::uint64_t count) {
@@ -271,17 +306,17 @@ void send_entry(const AuditRecord &record, const AuditContext &context, std::uin
         if (record.event == AuditEvent::kSummary)
             push(f_count);
 
-        /* sd_journal_sendv drops entries silently when journald is not
-         * running, so without its socket the entry goes to the operational
-         * log instead of nowhere. */
+        /* Without journald's socket, as in a container without systemd,
+         * the entry goes to the operational log. */
         if (::access(kJournalSocket, F_OK) != 0) {
             log::info("audit {} {} reason={}: {}", info.name, record.success ? "success" : "failure",
                       audit_reason_string(record.reason), message);
             return;
         }
-        /* A socket file whose journald is gone refuses the entry: it goes
-         * to the operational log whole, so nothing of it is lost. */
-        int r = sd_journal_sendv(iov, n);
+        /* A socket file whose journald is gone, or one that is full,
+         * refuses the entry: it goes to the operational log whole, so
+         * nothing of it is lost and no login waits for journald. */
+        int r = send_to_journal(iov, n);
         if (r < 0)
             log::error("Failed to send audit event '{}' to journald: {}; the event was {} reason={}: {}", info.name,
                        std::strerror(-r), record.success ? "success" : "failure", audit_reason_string(record.reason),

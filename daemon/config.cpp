@@ -413,8 +413,8 @@ void add_ancestors(const std::string &path, std::vector<std::string> &ret_dirs) 
 }
 
 /* Checks every directory above file, both along the path as written,
- * where a symbolic link could be swapped by whoever may write the
- * directory that holds it, and along the path it resolves to. */
+ * where a symbolic link could be swapped by any user who may write
+ * the directory that contains it, and along the path it resolves to. */
 void check_parent_directories(const Config &c, const std::string &what, const std::string &file,
                               std::vector<std::string> &problems) {
     std::string written = file;

@@ -473,8 +473,8 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
 
     if (reason != AuditReason::kNone) {
         /* A replayed code counts even with the right password: treating
-         * that case apart would confirm the password to whoever replays a
-         * watched code. Parallel logins that share one code count as
+         * that case apart would confirm the password to anyone who replays
+         * a watched code. Parallel logins that share one code count as
          * failures for the same reason. */
         /* A failure that cannot be counted is not answered as one: the
          * answer would tell a right password from a wrong one. */

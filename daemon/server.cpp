@@ -33,6 +33,9 @@ namespace {
  * and a few hundred bytes; beyond this, new ones stay in the kernel's
  * listen backlog. */
 constexpr std::size_t kMaxWaiting = 4096;
+/* Connections that may wait for a slot for one source, so that one
+ * source cannot fill the waiting list and keep new connections out. */
+constexpr std::size_t kMaxWaitingPerSource = kMaxWaiting / 8;
 /* Descriptors kept free for the store, the journal, the bus and logs. */
 constexpr std::size_t kReservedFds = 128;
 /* Shortest time between two lines about refused connections. */
@@ -373,6 +376,17 @@ void Server::classify(int fd) {
     sodium_memzero(peeked, static_cast<std::size_t>(n));
 
     std::deque<Waiting> &line = ready_[waiting.key];
+    if (line.size() >= kMaxWaitingPerSource) {
+        daemon_.counters().connections_refused++;
+        daemon_.counters().unavailable++;
+        log::debug("Refused a connection from pid {} uid {}: {} connections of '{}' already wait for a slot",
+                   waiting.peer.pid, waiting.peer.uid, line.size(), escape_for_log(waiting.key, 160));
+        discard_request(fd);
+        refuse(fd);
+        forget_waiting(waiting);
+        unread_.erase(it);
+        return;
+    }
     if (line.empty())
         turns_.push_back(waiting.key);
     line.push_back(std::move(waiting));
@@ -424,7 +438,7 @@ void Server::admit() {
     auto config = daemon_.config();
     while (ready_count_ > 0) {
         /* The key whose turn it is starts its oldest connection and goes
-         * to the back of the line if it has more. A key that already holds
+         * to the back of the line if it has more. A key that already runs
          * max_conversations_per_source conversations is passed over, so
          * one remote host, or one local user running su or sudo many
          * times, cannot hold every slot. */

@@ -214,34 +214,76 @@ class AdminEventTest(EnvTestCase):
 
 
 @requires_root
-class DeadJournalTest(EnvTestCase):
+class BrokenJournalTest(EnvTestCase):
+    """wardend under a journald that refuses entries, through a directory
+    mounted over /run/systemd/journal in its own mount namespace."""
+
+    def start_with_journal_dir(self, env, journal_dir):
+        if not os.path.isdir("/run/systemd/journal") or not shutil.which("unshare"):
+            self.skipTest("needs /run/systemd/journal and unshare")
+        log = open(env.log_path, "ab")
+        script = 'mount --bind "$1" /run/systemd/journal && exec "$2" --config "$3"'
+        env.daemon = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                                       journal_dir, WARDEND, env.config_path], stdout=log, stderr=log, env=env.env())
+        env.daemon_pids.add(env.daemon.pid)
+        log.close()
+        env.wait_ready()
+        env.plant_user("alice", P1)
+
+    def assert_entry_in_log(self, env, error):
+        lines = [line for line in env.log().splitlines()
+                 if "Failed to send audit event 'auth'" in line and "reason=password" in line]
+        self.assertEqual(len(lines), 1, env.log())
+        self.assertIn(error, lines[0])
+        self.assertIn("rhost=192.0.2.9", lines[0])
+        self.assertIn("user=alice", lines[0])
+        self.assertNotIn("not the password", env.log())
+
     def test_refused_entry_goes_to_log(self):
         """journald's socket file is there but nothing listens on it: the
         audit entry that journald refuses goes whole to the operational
         log."""
-        if not os.path.isdir("/run/systemd/journal") or not shutil.which("unshare"):
-            self.skipTest("needs /run/systemd/journal and unshare")
         env = self.make_env()
         dead = os.path.join(env.dir, "dead-journal")
         os.mkdir(dead)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         listener.bind(os.path.join(dead, "socket"))
         listener.close()
-        log = open(env.log_path, "ab")
-        script = 'mount --bind "$1" /run/systemd/journal && exec "$2" --config "$3"'
-        env.daemon = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-                                       dead, WARDEND, env.config_path], stdout=log, stderr=log, env=env.env())
-        env.daemon_pids.add(env.daemon.pid)
-        log.close()
-        env.wait_ready()
-        env.plant_user("alice", P1)
+        self.start_with_journal_dir(env, dead)
         self.assertEqual(env.pam("alice", ["not the password"], rhost="192.0.2.9").code, PAM_AUTH_ERR)
-        lines = [line for line in env.log().splitlines() if "Failed to send audit event 'auth'" in line]
-        self.assertEqual(len(lines), 1, env.log())
-        self.assertIn("reason=password", lines[0])
-        self.assertIn("rhost=192.0.2.9", lines[0])
-        self.assertIn("user=alice", lines[0])
-        self.assertNotIn("not the password", env.log())
+        self.assert_entry_in_log(env, "Connection refused")
+
+    def test_stalled_journal_does_not_block_logins(self):
+        """A journald that stops reading: its queue fills, and logins go on
+        at their usual speed with their entries in the operational log."""
+        env = self.make_env()
+        stalled = os.path.join(env.dir, "stalled-journal")
+        os.mkdir(stalled)
+        path = os.path.join(stalled, "socket")
+        reader = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(reader.close)
+        reader.bind(path)
+        senders = []
+        self.addCleanup(lambda: [sender.close() for sender in senders])
+        full = False
+        while not full and len(senders) < 64:
+            sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            senders.append(sender)
+            sent = 0
+            while True:
+                try:
+                    sender.sendto(b"x", socket.MSG_DONTWAIT, path)
+                    sent += 1
+                except BlockingIOError:
+                    break
+            full = sent == 0
+        self.assertTrue(full, "the reader's queue is full")
+        self.start_with_journal_dir(env, stalled)
+        start = time.monotonic()
+        self.assertEqual(env.pam("alice", ["not the password"], rhost="192.0.2.9").code, PAM_AUTH_ERR)
+        self.assertEqual(env.pam("alice", [P1]).code, PAM_SUCCESS)
+        self.assertLess(time.monotonic() - start, 3.0, "no login waited for journald")
+        self.assert_entry_in_log(env, "Resource temporarily unavailable")
 
 
 @requires_journal

@@ -263,6 +263,36 @@ class ConnectionSlotTest(EnvTestCase):
         self.assertEqual(r.code, PAM_SUCCESS, r)
         self.assertLess(r.elapsed, 3.0)
 
+    def test_waiting_bounded_per_source(self):
+        """One source may have at most 512 connections waiting for a slot.
+        Further ones from it are refused at once, and another source's
+        connection still waits its turn."""
+        env = self.make_env(config={"daemon": {"max_connections": "1", "max_connections_per_peer": "2000",
+                                               "queue_timeout": "30"}})
+        env.start_daemon()
+        env.plant_user("alice", P1)
+        self.hold_only_slot(env)
+        clients = []
+        for _ in range(520):
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            self.addCleanup(client.close)
+            client.connect(env.socket)
+            client.send(authenticate_request("alice", rhost="198.51.100.1"))
+            clients.append(client)
+        time.sleep(1.0)
+        refused = 0
+        for client in clients:
+            try:
+                frame = client.recv(4096, socket.MSG_DONTWAIT)
+                refused += frame[1] == 0x12 and struct.unpack(">I", frame[5:9])[0] == PAM_AUTHINFO_UNAVAIL
+            except BlockingIOError:
+                pass
+        self.assertEqual(refused, 8)
+        other = self.send_request(env)
+        other.settimeout(1)
+        with self.assertRaises(socket.timeout, msg="another source still waits for a slot"):
+            other.recv(4096)
+
     def test_no_slot_within_queue_timeout(self):
         """A conversation left at its prompt holds the only slot; the next
         client gets PAM_AUTHINFO_UNAVAIL after queue_timeout, not at the
