@@ -306,11 +306,18 @@ void send_entry(const AuditRecord &record, const AuditContext &context, std::uin
         if (record.event == AuditEvent::kSummary)
             push(f_count);
 
+        /* The whole entry, every field but MESSAGE first, for the
+         * operational log when journald cannot take it. */
+        auto whole_entry = [&] {
+            std::string text;
+            for (int i = 1; i < n; i++)
+                text.append(static_cast<const char *>(iov[i].iov_base), iov[i].iov_len).push_back(' ');
+            return text + f_message;
+        };
         /* Without journald's socket, as in a container without systemd,
          * the entry goes to the operational log. */
         if (::access(kJournalSocket, F_OK) != 0) {
-            log::info("audit {} {} reason={}: {}", info.name, record.success ? "success" : "failure",
-                      audit_reason_string(record.reason), message);
+            log::info("audit {}", whole_entry());
             return;
         }
         /* A socket file whose journald is gone, or one that is full,
@@ -318,9 +325,8 @@ void send_entry(const AuditRecord &record, const AuditContext &context, std::uin
          * nothing of it is lost and no login waits for journald. */
         int r = send_to_journal(iov, n);
         if (r < 0)
-            log::error("Failed to send audit event '{}' to journald: {}; the event was {} reason={}: {}", info.name,
-                       std::strerror(-r), record.success ? "success" : "failure", audit_reason_string(record.reason),
-                       message);
+            log::error("Failed to send audit event '{}' to journald: {}; the entry: {}", info.name, std::strerror(-r),
+                       whole_entry());
     } catch (...) {
         log::error("Failed to build an audit event: out of memory");
     }

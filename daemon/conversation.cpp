@@ -332,6 +332,14 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
      * applies to this attempt. */
     if (!load_user(record, factor, known))
         return fail_unavailable("store read failed");
+    if (!known && (flags_ & wire::kFlagPassUnknown)) {
+        /* pass_unknown: the stack goes on to pam_unix or the like, which
+         * alone judges this user. Warden counts, audits and throttles
+         * nothing for them, so those logins neither throttle their host
+         * nor read as failures. */
+        log::debug("User '{}' is not enrolled; passed on to the next module", escape_for_log(context_.user, 64));
+        return send_result(PAM_USER_UNKNOWN);
+    }
     mfa_applies = config_->mfa_mode == MfaMode::kRequired ||
                   (config_->mfa_mode == MfaMode::kOptional && factor.enrolled());
 
@@ -371,8 +379,7 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         std::string_view candidate = oversized ? std::string_view() : password.view();
         if (!verify_on_pool(phc, candidate, verdict, meanwhile))
             return fail_unavailable("hash pool unavailable");
-        bool passed_on = !known && (flags_ & wire::kFlagPassUnknown);
-        if (try_first && verdict == VerifyResult::kMismatch && !attempt.blocked && !passed_on) {
+        if (try_first && verdict == VerifyResult::kMismatch && !attempt.blocked) {
             /* try_first_pass: the stacked password failed. It is counted
              * now, so hanging up at the next prompt gains nothing, and the
              * prompt comes after the usual delay. A count that locked a
@@ -420,13 +427,6 @@ void Conversation::handle_authenticate(const wire::Frame &request) {
         audit({AuditEvent::kAuthFailure, false, AuditReason::kStoreError, {}, verify_result_string(verdict)},
               context_);
         return fail_unavailable("stored hash refused");
-    }
-    if (!known && (flags_ & wire::kFlagPassUnknown)) {
-        /* pass_unknown: the stack goes on to pam_unix or the like, which
-         * judges this user. Warden counts and audits nothing, so those
-         * logins neither throttle their host nor read as failures. */
-        log::debug("User '{}' is not enrolled; passed on to the next module", escape_for_log(context_.user, 64));
-        return send_result(PAM_USER_UNKNOWN);
     }
     if (!known) {
         /* The response matches an enrolled user with that many failures:

@@ -416,9 +416,21 @@ void Server::expire(std::chrono::steady_clock::time_point now) {
             Waiting &waiting = line.front();
             daemon_.counters().connections_refused++;
             daemon_.counters().unavailable++;
+            unsigned running = 0;
+            {
+                std::lock_guard lock(mutex_);
+                auto active = active_per_key_.find(waiting.key);
+                running = active == active_per_key_.end() ? 0 : active->second;
+            }
+            std::string why = running >= config->max_conversations_per_source
+                                      ? fmt::format("source '{}' already runs {} conversations "
+                                                    "(max_conversations_per_source)",
+                                                    escape_for_log(waiting.key, 160), running)
+                                      : fmt::format("all {} slots are in use (max_connections)",
+                                                    config->max_connections);
             log::warning("Responding to pid {} uid {} with PAM_AUTHINFO_UNAVAIL: timed out after {} s waiting for a "
-                         "conversation slot; raise max_connections if this recurs",
-                         waiting.peer.pid, waiting.peer.uid, config->queue_timeout);
+                         "conversation slot: {}",
+                         waiting.peer.pid, waiting.peer.uid, config->queue_timeout, why);
             discard_request(waiting.fd.get());
             refuse(waiting.fd.get());
             forget_waiting(waiting);

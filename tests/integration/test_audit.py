@@ -232,11 +232,12 @@ class BrokenJournalTest(EnvTestCase):
 
     def assert_entry_in_log(self, env, error):
         lines = [line for line in env.log().splitlines()
-                 if "Failed to send audit event 'auth'" in line and "reason=password" in line]
+                 if "Failed to send audit event 'auth'" in line and "WARDEN_REASON=password" in line]
         self.assertEqual(len(lines), 1, env.log())
         self.assertIn(error, lines[0])
-        self.assertIn("rhost=192.0.2.9", lines[0])
-        self.assertIn("user=alice", lines[0])
+        for field in ("MESSAGE_ID=" + ID["auth_failure"], "WARDEN_RESULT=failure", "WARDEN_RHOST=192.0.2.9",
+                      "WARDEN_USER=alice", "WARDEN_PEER_PID=", "rhost=192.0.2.9 user=alice"):
+            self.assertIn(field, lines[0])
         self.assertNotIn("not the password", env.log())
 
     def test_refused_entry_goes_to_log(self):

@@ -305,7 +305,8 @@ class ConnectionSlotTest(EnvTestCase):
         self.assertEqual(r.code, PAM_AUTHINFO_UNAVAIL, r)
         self.assertGreaterEqual(r.elapsed, 0.9)
         self.assertLess(r.elapsed, 3.0, "answered at queue_timeout, before the module's own timeout of 5 s")
-        self.assertIn("timed out after 1 s waiting for a conversation slot", env.log())
+        self.assertIn("timed out after 1 s waiting for a conversation slot: all 1 slots are in use (max_connections)",
+                      env.log())
         result = self.send_request(env).recv(4096)
         self.assertEqual(result[1], 0x12, "a RESULT frame, not a reset")
         self.assertEqual(struct.unpack(">I", result[5:9])[0], PAM_AUTHINFO_UNAVAIL)

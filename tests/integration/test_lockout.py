@@ -258,6 +258,8 @@ class ThrottleTest(LockoutTestCase):
         self.fail_logins(env, 3, user="alice", service="mixed", rhost="203.0.113.9")
         self.assertCode(env.pam("alice", [P1], service="mixed", rhost="203.0.113.9"), PAM_AUTH_ERR,
                         "an enrolled user's failures still throttle the host")
+        self.assertCode(env.pam("localuser", ["unix password"], service="mixed", rhost="203.0.113.9"), PAM_SUCCESS,
+                        "pam_unix alone judges users Warden does not know, even from a throttled host")
 
     @requires_root
     def test_non_root_caller_stricter_limit(self):
