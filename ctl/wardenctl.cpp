@@ -304,6 +304,15 @@ void command_unlock(const Invocation &invocation) {
         text = cleared ? "Cleared the limit on su, sudo and screen lockers run by " + quoted(name) +
                                  " (not enrolled)."
                        : quoted(name) + " is not enrolled and had no failures to clear.";
+    if (invocation.json) {
+        json::ObjectWriter object;
+        object.add("ok", true);
+        object.add("user", name);
+        object.add("enrolled", enrolled != 0);
+        object.add("cleared", cleared != 0);
+        print_json(object.finish());
+        return;
+    }
     print_done(invocation, name, text);
 }
 
@@ -313,6 +322,14 @@ void command_unlock_host(const Invocation &invocation) {
     MessagePtr reply = client.call("unthrottle remote host " + quoted(host), "UnlockHost", "s", host.c_str());
     int cleared = 0;
     check_read(sd_bus_message_read(reply.get(), "b", &cleared), "UnlockHost");
+    if (invocation.json) {
+        json::ObjectWriter object;
+        object.add("ok", true);
+        object.add("host", host);
+        object.add("cleared", cleared != 0);
+        print_json(object.finish());
+        return;
+    }
     print_done(invocation, host,
                cleared ? "Cleared the failure count of remote host " + quoted(host) + "."
                        : "Remote host " + quoted(host) + " had no failures to clear.");

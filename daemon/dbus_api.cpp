@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <optional>
 #include <vector>
@@ -476,8 +477,10 @@ int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         log::info("Unlocked {} '{}' and cleared its failure counts (by uid {}): {}",
                   enrolled ? "user" : "the caller limit of", name, caller.uid,
                   cleared ? "there were failures" : "there were none");
-        audit({AuditEvent::kUnlock, true, AuditReason::kNone, {}, enrolled ? "" : "caller limit only, not enrolled"},
-              admin_context(name, caller));
+        std::string detail = enrolled ? "" : "caller limit only, not enrolled";
+        if (!cleared)
+            detail += std::string(detail.empty() ? "" : ", ") + "nothing to clear";
+        audit({AuditEvent::kUnlock, true, AuditReason::kNone, {}, detail}, admin_context(name, caller));
         return sd_bus_reply_method_return(m, "bb", enrolled, cleared);
     });
 }
@@ -485,7 +488,9 @@ int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error) {
 /* Returns whether host looks like what sshd passes as PAM_RHOST: an IPv4
  * or IPv6 address (with an optional zone) or a host name. */
 bool plausible_host(std::string_view host) {
-    if (host.empty() || host.size() > kMaxRhostSize)
+    if (host.empty() || host.size() > kMaxRhostSize || host.front() == '-' || host.front() == '.')
+        return false;
+    if (std::none_of(host.begin(), host.end(), [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)); }))
         return false;
     return std::all_of(host.begin(), host.end(), [](char ch) {
         return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
@@ -504,9 +509,8 @@ int method_unlock_host(sd_bus_message *m, void *userdata, sd_bus_error *error) {
             return r;
         std::string_view host(rhost);
         if (!plausible_host(host))
-            return sd_bus_error_setf(error, kErrorInvalidArgument,
-                                     "Invalid remote host '%s': expected an IP address or host name.",
-                                     escape_for_log(host, 128).c_str());
+            return sd_bus_error_set(error, kErrorInvalidArgument,
+                                    "Not an IP address or host name; give the host as WARDEN_RHOST shows it.");
         bool cleared = false;
         StoreStatus st =
                 daemon.store().clear_tally({TallyKey::Kind::kBucket, "rhost:" + std::string(host)}, cleared);
@@ -516,7 +520,7 @@ int method_unlock_host(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                   cleared ? "there were failures" : "there were none");
         AuditContext context = admin_context({}, caller);
         context.rhost = std::string(host);
-        audit({AuditEvent::kUnlock, true}, context);
+        audit({AuditEvent::kUnlock, true, AuditReason::kNone, {}, cleared ? "" : "nothing to clear"}, context);
         return sd_bus_reply_method_return(m, "b", cleared);
     });
 }

@@ -1,6 +1,7 @@
 """Attacks on the lockout and on the daemon's socket, each with the answer
 it must get."""
 
+import json
 import os
 import pwd
 import socket
@@ -211,6 +212,8 @@ class UnlockTest(EnvTestCase):
         self.assertEqual(env.db().execute("SELECT 1 FROM throttle WHERE bucket = ?", (bucket,)).fetchall(), [])
         r = env.ctl("unlock", "nobody")
         self.assertEqual(r.stdout.strip(), "'nobody' is not enrolled and had no failures to clear.")
+        r = env.ctl("--json", "unlock", "nobody")
+        self.assertEqual(json.loads(r.stdout), {"ok": True, "user": "nobody", "enrolled": False, "cleared": False})
         r = env.ctl("unlock", "no-such-user-here")
         self.assertNotEqual(r.returncode, 0)
 
@@ -228,9 +231,12 @@ class UnlockTest(EnvTestCase):
         self.assertEqual(env.pam("alice", [P1], rhost="203.0.113.4").code, PAM_SUCCESS)
         r = env.ctl("unlock-host", "203.0.113.4")
         self.assertEqual(r.stdout.strip(), "Remote host '203.0.113.4' had no failures to clear.")
-        r = env.ctl("unlock-host", "not a host!")
-        self.assertEqual(r.returncode, 1)
-        self.assertIn("Invalid remote host 'not a host!'", r.stderr)
+        r = env.ctl("--json", "unlock-host", "203.0.113.4")
+        self.assertEqual(json.loads(r.stdout), {"ok": True, "host": "203.0.113.4", "cleared": False})
+        for bad in ("not a host!", "-", "..."):
+            r = env.ctl("unlock-host", bad)
+            self.assertEqual(r.returncode, 1, bad)
+            self.assertIn("Not an IP address or host name", r.stderr)
 
 
 class SocketTrustTest(EnvTestCase):
