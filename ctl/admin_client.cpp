@@ -54,7 +54,8 @@ std::string describe_call_error(const BusError &bus_error, int r) {
     const char *name = bus_error.error.name;
     if (name && std::strncmp(name, "org.freedesktop.DBus.Error.Spawn.", 33) == 0)
         return "wardend is not running, and the bus failed to start it (" + detail +
-               "). Start it with 'systemctl start wardend', or run 'wardend --check-config' to see why it stops";
+               "). Start wardend (systemctl start wardend, or /usr/sbin/wardend where systemd does not run); "
+               "if it exits at once, 'wardend --check-config' lists the problems";
     if (bus_error.has_name(SD_BUS_ERROR_NO_REPLY) || bus_error.has_name(SD_BUS_ERROR_TIMEOUT))
         return "timed out waiting for a reply from wardend (" + detail +
                "). Check 'systemctl status wardend' and 'journalctl -u wardend'";
