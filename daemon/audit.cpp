@@ -309,9 +309,19 @@ void send_entry(const AuditRecord &record, const AuditContext &context, std::uin
         /* The whole entry, every field but MESSAGE first, for the
          * operational log when journald cannot take it. */
         auto whole_entry = [&] {
+            /* Fields are separated by spaces, so a space inside a value is
+             * escaped: a user name cannot add a field of its own. */
             std::string text;
-            for (int i = 1; i < n; i++)
-                text.append(static_cast<const char *>(iov[i].iov_base), iov[i].iov_len).push_back(' ');
+            for (int i = 1; i < n; i++) {
+                std::string_view field(static_cast<const char *>(iov[i].iov_base), iov[i].iov_len);
+                for (char ch : field) {
+                    if (ch == ' ')
+                        text += "\\x20";
+                    else
+                        text.push_back(ch);
+                }
+                text.push_back(' ');
+            }
             return text + f_message;
         };
         /* Without journald's socket, as in a container without systemd,

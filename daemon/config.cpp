@@ -11,6 +11,10 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <climits>
+#include <cstdlib>
+#include <vector>
 #include <fstream>
 #include <map>
 #include <set>
@@ -406,33 +410,70 @@ void check_directory(const Config &c, const std::string &what, const std::string
     }
 }
 
-/* Adds each directory above path to ret_dirs, from the root down. */
-void add_ancestors(const std::string &path, std::vector<std::string> &ret_dirs) {
-    for (std::size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1))
-        ret_dirs.push_back(path.substr(0, slash));
-}
-
-/* Checks every directory above file, both along the path as written,
- * where a symbolic link could be swapped by any user who may write
- * the directory that contains it, and along the path it resolves to. */
+/* Checks every directory that opening file passes through. The path is
+ * walked one name at a time as the kernel does, into each symbolic link
+ * met on the way. A link, or a directory on the way, that another user
+ * controls could send wardend to a file of that user's choice. */
 void check_parent_directories(const Config &c, const std::string &what, const std::string &file,
                               std::vector<std::string> &problems) {
-    std::string written = file;
-    if (written.empty() || written[0] != '/') {
+    constexpr int kMaxLinks = 40;
+    std::string path = file;
+    if (path.empty() || path[0] != '/') {
         char *cwd = ::getcwd(nullptr, 0);
-        written = std::string(cwd ? cwd : "") + "/" + written;
+        path = std::string(cwd ? cwd : "") + "/" + path;
         std::free(cwd);
     }
-    std::vector<std::string> dirs{"/"};
-    add_ancestors(written, dirs);
-    if (char *resolved = ::realpath(file.c_str(), nullptr)) {
-        add_ancestors(resolved, dirs);
-        std::free(resolved);
+    std::deque<std::string> names;
+    auto push_front_names = [&names](const std::string &text) {
+        std::vector<std::string> parts;
+        std::stringstream in(text);
+        for (std::string part; std::getline(in, part, '/');) {
+            if (!part.empty() && part != ".")
+                parts.push_back(part);
+        }
+        names.insert(names.begin(), parts.begin(), parts.end());
+    };
+    push_front_names(path);
+
+    std::string current = "/";
+    check_directory(c, what, current, problems);
+    int links = 0;
+    while (!names.empty()) {
+        std::string name = names.front();
+        names.pop_front();
+        if (name == "..") {
+            std::size_t slash = current.rfind('/');
+            current = slash == 0 ? std::string("/") : current.substr(0, slash);
+            continue;
+        }
+        std::string next = current == "/" ? "/" + name : current + "/" + name;
+        struct stat st;
+        if (::lstat(next.c_str(), &st) < 0)
+            return; /* a missing file or directory gets its own problem */
+        if (S_ISLNK(st.st_mode)) {
+            if (!trusted_owner(c, st.st_uid))
+                problems.push_back(what + ": '" + next + "' is a symbolic link owned by uid " +
+                                   std::to_string(st.st_uid) + ", expected " + owner_text(c));
+            if (++links > kMaxLinks) {
+                problems.push_back(what + ": '" + file + "' passes through more than 40 symbolic links");
+                return;
+            }
+            std::string target(PATH_MAX, '\0');
+            ssize_t length = ::readlink(next.c_str(), target.data(), target.size());
+            if (length < 0)
+                return;
+            target.resize(static_cast<std::size_t>(length));
+            if (!target.empty() && target[0] == '/') {
+                current = "/";
+            }
+            push_front_names(target);
+            continue;
+        }
+        if (names.empty())
+            return; /* the file itself has checks of its own */
+        check_directory(c, what, next, problems);
+        current = next;
     }
-    std::sort(dirs.begin(), dirs.end());
-    dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
-    for (const std::string &dir : dirs)
-        check_directory(c, what, dir, problems);
 }
 
 } // namespace

@@ -77,7 +77,8 @@ uid_t caller_uid_of(const wire::Frame &request, const struct ucred &peer) {
 }
 
 std::string_view trusted_rhost_of(const wire::Frame &request, const struct ucred &peer) {
-    return peer.uid == 0 ? request.get(wire::FieldTag::kRhost) : std::string_view();
+    return peer.uid == 0 && caller_uid_of(request, peer) == 0 ? request.get(wire::FieldTag::kRhost)
+                                                              : std::string_view();
 }
 
 std::string fairness_key_of(std::string_view rhost, uid_t caller_uid) {

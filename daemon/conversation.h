@@ -25,9 +25,10 @@ inline constexpr int kSendTimeoutMs = 5 * 1000;
  * (kCallerUid), trusted only from root peers; any other peer's own uid. */
 uid_t caller_uid_of(const wire::Frame &request, const struct ucred &peer);
 
-/* The remote host of a request, from root peers only (sshd, login). A
- * non-root caller could name any host, to throttle it or to have
- * fail2ban ban it, so its claim is dropped. */
+/* The remote host of a request, from root peers acting for root only
+ * (sshd, login). A non-root caller could name any host, to throttle it or
+ * to have fail2ban ban it. su or sudo may name the local host, which would
+ * make every local user one source. Such claims are dropped. */
 std::string_view trusted_rhost_of(const wire::Frame &request, const struct ucred &peer);
 
 /* The source a request is served fairly against: remote logins share by
@@ -74,7 +75,7 @@ private:
     bool pass_gate(const TallyKeys &keys, AttemptResult &attempt, GatePlace &place);
     /* The wait before a failure is answered, from the counts after it. */
     /* Returns the delay before answering a failure, from the tallies in
-     * attempt and, for a name nobody enrolled, its in-memory tally. */
+     * attempt and, for a name that is not enrolled, its in-memory tally. */
     unsigned failure_delay(const TallyKeys &keys, const AttemptResult &attempt) const;
     /* Counts a failure of an unknown name in its in-memory tally, once per
      * request, unless that tally is locked. */

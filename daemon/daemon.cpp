@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
@@ -85,8 +86,8 @@ namespace {
 /* Remembered wrong passwords per user, and users tracked at once. */
 constexpr std::size_t kRecentPerUser = 8;
 constexpr std::size_t kRecentUsers = 4096;
-/* Unknown names whose failures are remembered at once. */
-constexpr std::size_t kUnknownNames = 65536;
+/* Unknown names whose failures are remembered at once, about 2 MiB. */
+constexpr std::size_t kUnknownNames = 16384;
 
 } // namespace
 
@@ -146,8 +147,15 @@ Tally UnknownNameTallies::read(std::string_view name, std::int64_t now, const Lo
 Tally UnknownNameTallies::add_failure(std::string_view name, std::int64_t now, const LockRule &rule) {
     std::string d = digest(name);
     std::lock_guard lock(mutex_);
-    if (tallies_.size() >= kUnknownNames && !tallies_.count(d))
-        tallies_.clear(); /* forget everything rather than grow without bound */
+    if (tallies_.size() >= kUnknownNames && !tallies_.count(d)) {
+        /* Forget the name whose window began first. Clearing the whole
+         * table would lift every unknown name's lock at once, while
+         * enrolled users' locks stay: a sign of who is enrolled. */
+        auto oldest = std::min_element(tallies_.begin(), tallies_.end(), [](const auto &a, const auto &b) {
+            return a.second.first_failure.value_or(0) < b.second.first_failure.value_or(0);
+        });
+        tallies_.erase(oldest);
+    }
     Tally &tally = tallies_[d];
     tally = warden::add_failure(tally, now, rule);
     return tally;

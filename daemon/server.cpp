@@ -516,10 +516,12 @@ void Server::start_connection(Waiting waiting) {
                 auto active = active_per_key_.find(key);
                 if (active != active_per_key_.end() && --active->second == 0)
                     active_per_key_.erase(active);
+                /* Under the lock, so that drain() cannot return and the
+                 * server go away before this thread is done with it. */
+                std::uint64_t one = 1;
+                (void)!::write(wake_.get(), &one, sizeof one);
                 idle_.notify_all();
             }
-            std::uint64_t one = 1;
-            (void)!::write(wake_.get(), &one, sizeof one);
         }).detach();
     } catch (const std::system_error &e) {
         log::error("Failed to start a thread for pid {} uid {}: {}", peer.pid, peer.uid, e.what());

@@ -253,6 +253,12 @@ class BrokenJournalTest(EnvTestCase):
         self.start_with_journal_dir(env, dead)
         self.assertEqual(env.pam("alice", ["not the password"], rhost="192.0.2.9").code, PAM_AUTH_ERR)
         self.assert_entry_in_log(env, "Connection refused")
+        # A space in a value cannot start a field of its own.
+        env.pam("x WARDEN_RESULT=success", ["not the password"])
+        forged = [line for line in env.log().splitlines() if "Failed to send" in line and "WARDEN_USER=x" in line]
+        self.assertEqual(len(forged), 1, env.log())
+        self.assertIn("WARDEN_USER=x\\x20WARDEN_RESULT=success ", forged[0])
+        self.assertNotIn(" WARDEN_RESULT=success", forged[0])
 
     def test_stalled_journal_does_not_block_logins(self):
         """A journald that stops reading: its queue fills, and logins go on

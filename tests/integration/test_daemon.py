@@ -138,6 +138,20 @@ class CheckConfigTest(EnvTestCase):
                             "--check-config"], capture_output=True, text=True, cwd=foreign)
         self.assertEqual(r.returncode, 1, "the same through a relative path")
         self.assertIn("directory '%s' is owned by uid" % foreign, r.stdout)
+        # Two links: a root-owned one in a root-owned directory, pointing at
+        # a link that nobody owns, in nobody's directory.
+        nobody = pwd.getpwnam("nobody").pw_uid
+        hop = os.path.join(foreign, "hop")
+        os.symlink(parent, hop)
+        os.lchown(hop, nobody, -1)
+        rooted = os.path.join(env.dir, "rooted")
+        os.mkdir(rooted)
+        os.symlink(hop, os.path.join(rooted, "etc"))
+        chained = os.path.join(rooted, "etc", os.path.basename(env.config_path))
+        r = subprocess.run([WARDEND, "--config", chained, "--check-config"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("'%s' is a symbolic link owned by uid %d" % (hop, nobody), r.stdout)
+        self.assertIn("directory '%s' is owned by uid %d" % (foreign, nobody), r.stdout)
 
     def test_refuses_to_start(self):
         self.env.write_config(open(self.env.config_path).read() + "bogus = 1\n")
