@@ -74,7 +74,7 @@ private:
      * attempt may go ahead or attempt.blocked says it is locked. */
     bool pass_gate(const TallyKeys &keys, AttemptResult &attempt, GatePlace &place);
     /* The wait before a failure is answered, from the counts after it. */
-    /* Returns the delay before answering a failure, from the tallies in
+    /* Returns the delay before responding to a failure, from the tallies in
      * attempt and, for a name that is not enrolled, its in-memory tally. */
     unsigned failure_delay(const TallyKeys &keys, const AttemptResult &attempt) const;
     /* Counts a failure of an unknown name in its in-memory tally, once per

@@ -54,7 +54,7 @@ private:
 
 /* Failure tallies of names that are not enrolled, kept in memory under a keyed
  * hash of the name. They follow the lockout rule of enrolled users, so an
- * unknown name is answered after the same growing delay, and with the same
+ * unknown name gets its response after the same growing delay, and with the same
  * lock, as an enrolled one. Without them the delay would tell the two
  * apart. */
 class UnknownNameTallies {

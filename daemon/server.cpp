@@ -91,6 +91,14 @@ void discard_request(int fd) {
         sodium_memzero(request, static_cast<std::size_t>(n));
 }
 
+/* Lowers the count of key in counts, and removes the key at zero. */
+template <typename Key>
+void count_down(std::map<Key, unsigned> &counts, const Key &key) {
+    auto it = counts.find(key);
+    if (it != counts.end() && --it->second == 0)
+        counts.erase(it);
+}
+
 /* Answers a connection that will not be served, so the module fails at
  * once instead of at its timeout. */
 void refuse(int fd) {
@@ -244,8 +252,8 @@ void Server::serve(int stop_fd) {
 }
 
 void Server::close_waiting() {
-    /* Connections that never got a thread: those with a request are told
-     * the service is unavailable, the others are closed. */
+    /* Connections that never got a thread: those with a request get
+     * PAM_AUTHINFO_UNAVAIL, the others are closed. */
     for (auto &[fd, waiting] : unread_)
         forget_waiting(waiting);
     unread_.clear();
@@ -367,7 +375,7 @@ void Server::classify(int fd) {
     wire::Frame request;
     wire::DecodeError error;
     /* A request that does not decode is still served, under the peer's
-     * uid, so its conversation can answer it with a clear error. */
+     * uid, so its conversation can respond with a clear error. */
     if (wire::decode(std::span<const std::byte>(peeked, static_cast<std::size_t>(n)), request, error))
         waiting.key = fairness_key_of(trusted_rhost_of(request, waiting.peer), caller_uid_of(request, waiting.peer));
     else
@@ -487,9 +495,13 @@ void Server::admit() {
 
 void Server::forget_waiting(const Waiting &waiting) {
     std::lock_guard lock(mutex_);
-    auto it = per_peer_.find(waiting.peer_key);
-    if (it != per_peer_.end() && --it->second == 0)
-        per_peer_.erase(it);
+    count_down(per_peer_, waiting.peer_key);
+}
+
+void Server::release_slot(int fd, long peer_key, const std::string &key) {
+    open_fds_.erase(fd);
+    count_down(per_peer_, peer_key);
+    count_down(active_per_key_, key);
 }
 
 void Server::start_connection(Waiting waiting) {
@@ -509,13 +521,7 @@ void Server::start_connection(Waiting waiting) {
             }
             {
                 std::lock_guard lock(mutex_);
-                open_fds_.erase(raw);
-                auto it = per_peer_.find(peer_key);
-                if (it != per_peer_.end() && --it->second == 0)
-                    per_peer_.erase(it);
-                auto active = active_per_key_.find(key);
-                if (active != active_per_key_.end() && --active->second == 0)
-                    active_per_key_.erase(active);
+                release_slot(raw, peer_key, key);
                 /* Under the lock, so that drain() cannot return and the
                  * server go away before this thread is done with it. */
                 std::uint64_t one = 1;
@@ -526,13 +532,7 @@ void Server::start_connection(Waiting waiting) {
     } catch (const std::system_error &e) {
         log::error("Failed to start a thread for pid {} uid {}: {}", peer.pid, peer.uid, e.what());
         std::lock_guard lock(mutex_);
-        open_fds_.erase(raw);
-        auto active = active_per_key_.find(key);
-        if (active != active_per_key_.end() && --active->second == 0)
-            active_per_key_.erase(active);
-        auto it = per_peer_.find(peer_key);
-        if (it != per_peer_.end() && --it->second == 0)
-            per_peer_.erase(it);
+        release_slot(raw, peer_key, key);
         /* fd was moved into the lambda that never ran; it was destroyed with it. */
     }
 }

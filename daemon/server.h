@@ -69,6 +69,9 @@ private:
     void admit();
     void start_connection(Waiting waiting);
     void forget_waiting(const Waiting &waiting);
+    /* Frees the slot of a conversation that ended or never started; the
+     * caller holds mutex_. */
+    void release_slot(int fd, long peer_key, const std::string &key);
     void close_waiting();
     void watch_listener(bool on);
     std::size_t waiting_limit() const;

@@ -1,6 +1,6 @@
 /* SQLite implementation of Store: one database file in WAL mode, every
  * write in a transaction, synchronous=FULL so a committed write survives a
- * power cut before the daemon answers the client. The one exception is the
+ * power cut before the daemon responds to the client. The one exception is the
  * record of a successful login, whose loss is harmless. */
 #include "daemon/store.h"
 

@@ -285,6 +285,7 @@ class BrokenJournalTest(EnvTestCase):
                     break
             full = sent == 0
         self.assertTrue(full, "the reader's queue is full")
+
         self.start_with_journal_dir(env, stalled)
         start = time.monotonic()
         self.assertEqual(env.pam("alice", ["not the password"], rhost="192.0.2.9").code, PAM_AUTH_ERR)

@@ -138,8 +138,9 @@ class CheckConfigTest(EnvTestCase):
                             "--check-config"], capture_output=True, text=True, cwd=foreign)
         self.assertEqual(r.returncode, 1, "the same through a relative path")
         self.assertIn("directory '%s' is owned by uid" % foreign, r.stdout)
+
         # Two links: a root-owned one in a root-owned directory, pointing at
-        # a link that nobody owns, in nobody's directory.
+        # a link owned by the user nobody, in that user's directory.
         nobody = pwd.getpwnam("nobody").pw_uid
         hop = os.path.join(foreign, "hop")
         os.symlink(parent, hop)

@@ -113,7 +113,7 @@ def flood_other_host(test, daemon_config, flood, head_start):
     """Starts a daemon with a small Argon2 cost and sends `flood` wrong
     passwords at once from one remote host, then, after head_start
     seconds, the right one from another host. Returns the idle latency of
-    that login, its result under the flood and the flood's answers."""
+    that login, its result under the flood and the flood's PAM codes."""
     env = test.make_env(config={"daemon": daemon_config,
                                 "password": {"argon2_memory_kib": "32768", "argon2_iterations": "2"},
                                 "lockout": {"deny": "1000", "rhost_deny": "100000"}})
@@ -178,7 +178,7 @@ class ConnectionSlotTest(EnvTestCase):
 
     def hold_only_slot(self, env):
         """Opens a conversation for alice and leaves it at its password
-        prompt, so it holds a slot until the socket is closed."""
+        prompt, so it keeps a slot until the socket is closed."""
         holder = self.send_request(env)
         prompt = holder.recv(4096)
         self.assertEqual(prompt[1], 0x10, "the holder is in its conversation, at the password prompt")
@@ -200,8 +200,8 @@ class ConnectionSlotTest(EnvTestCase):
         self.assertNotIn("Refused a connection", env.log())
 
     def test_slot_goes_to_other_host_first(self):
-        """200 wrong passwords from one remote host hold both slots and
-        wait for them; a login from another host takes the next free slot
+        """200 wrong passwords from one remote host fill both slots and
+        wait for them. A login from another host takes the next free slot
         instead of waiting behind all of them (about 4 s here)."""
         idle, r, codes = flood_other_host(self, {"max_connections": "2", "workers": "1"}, flood=200,
                                           head_start=0.5)
@@ -224,7 +224,7 @@ class ConnectionSlotTest(EnvTestCase):
                 names.append(stat[stat.index("(") + 1:stat.rindex(")")])
                 nice.add(int(stat[stat.rindex(")") + 2:].split()[16]))
             # A worker names itself once it runs, which may be after the
-            # daemon answers its first connection.
+            # daemon accepts its first connection.
             if names.count("wardend-hash") == 2 or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
@@ -252,6 +252,7 @@ class ConnectionSlotTest(EnvTestCase):
                        "except socket.timeout:\n"
                        "    print('waiting', flush=True)\n"
                        "time.sleep(30)\n")
+
         holders = []
         for _ in range(3):
             proc = subprocess.Popen([sys.executable, "-c", holder_code, env.socket], stdout=subprocess.PIPE, text=True)
@@ -259,6 +260,7 @@ class ConnectionSlotTest(EnvTestCase):
             holders.append(proc)
         states = sorted(p.stdout.readline().strip() for p in holders)
         self.assertEqual(states, ["prompted", "prompted", "waiting"])
+
         r = env.pam("alice", [P1], rhost="192.0.2.8")
         self.assertEqual(r.code, PAM_SUCCESS, r)
         self.assertLess(r.elapsed, 3.0)
@@ -294,7 +296,7 @@ class ConnectionSlotTest(EnvTestCase):
             other.recv(4096)
 
     def test_no_slot_within_queue_timeout(self):
-        """A conversation left at its prompt holds the only slot; the next
+        """A conversation left at its prompt occupies the only slot; the next
         client gets PAM_AUTHINFO_UNAVAIL after queue_timeout, not at the
         module's timeout."""
         env = self.make_env(config={"daemon": {"max_connections": "1", "queue_timeout": "1"}})
